@@ -1,0 +1,46 @@
+# kubectl containerdisk: build, demo and test.
+
+GO       ?= go
+BIN      := bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli.Version=$(VERSION)
+PLUGINS  := gather build push verify mirror docs
+
+.PHONY: all build demo test test-go test-scripts deps vet fmt bench clean
+
+all: build
+
+## build: the umbrella and the six subcommand binaries in bin/
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-containerdisk ./cmd/kubectl-containerdisk
+	@for p in $(PLUGINS); do \
+		echo "CGO_ENABLED=0 $(GO) build -o $(BIN)/kubectl-containerdisk-$$p ./plugins/$$p/kubectl-containerdisk-$$p"; \
+		CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-containerdisk-$$p ./plugins/$$p/kubectl-containerdisk-$$p || exit 1; \
+	done
+
+## deps: the Debian packages the demo and the tests use (qemu-img, skopeo, kubectl)
+deps:
+	@./hack/deps.sh
+
+## demo: build a two-architecture containerdisk offline and publish it to an
+## OCI layout and to a registry the demo starts itself
+demo: deps build
+	@./hack/demo.sh
+
+## test: every test, the testscripts included
+test: deps vet
+	$(GO) test ./...
+
+vet:
+	$(GO) vet ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+## bench: the benchmarks, with their figures
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./pkg/...
+
+clean:
+	rm -rf $(BIN) demo

@@ -1,0 +1,321 @@
+package containerdisk_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/content/oci"
+
+	"github.com/containerdisk/kubectl-containerdisk/internal/testdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
+)
+
+// disks makes an amd64 qcow2 and an arm64 raw disk once for the package.
+func disks(t *testing.T) (amd64, arm64 string) {
+	t.Helper()
+	dir := t.TempDir()
+	amd64 = filepath.Join(dir, "amd64.qcow2")
+	arm64 = filepath.Join(dir, "arm64.img")
+	if err := testdisk.WriteQCOW2(amd64, 4<<20, 1, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := testdisk.WriteRaw(arm64, 2<<20, 2); err != nil {
+		t.Fatal(err)
+	}
+	return amd64, arm64
+}
+
+func layout(t *testing.T) *oci.Store {
+	t.Helper()
+	s, err := oci.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestBuildIsReproducible(t *testing.T) {
+	amd64, arm64 := disks(t)
+	created := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		format      containerdisk.Format
+		compression containerdisk.Compression
+		wantRoot    string
+	}{
+		{containerdisk.FormatOCI, containerdisk.CompressionGzip, ocispec.MediaTypeImageIndex},
+		{containerdisk.FormatOCI, containerdisk.CompressionZstd, ocispec.MediaTypeImageIndex},
+		{containerdisk.FormatOCI, containerdisk.CompressionNone, ocispec.MediaTypeImageIndex},
+		{containerdisk.FormatDocker, containerdisk.CompressionGzip, containerdisk.MediaTypeDockerManifestList},
+	} {
+		t.Run(fmt.Sprintf("%s-%s", tc.format, tc.compression), func(t *testing.T) {
+			build := func() containerdisk.Result {
+				t.Helper()
+				res, err := containerdisk.Build(context.Background(), layout(t), []containerdisk.Disk{
+					// arm64 first: the index must not depend on input order.
+					{Architecture: "aarch64", Path: arm64, Name: "disk.img"},
+					{Architecture: "amd64", Path: amd64, Name: "disk.img"},
+				}, containerdisk.Options{Format: tc.format, Compression: tc.compression, Created: created, TempDir: t.TempDir()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res
+			}
+			first, second := build(), build()
+			if first.Root.Digest != second.Root.Digest {
+				t.Errorf("root digests differ between two builds of the same input: %s, %s", first.Root.Digest, second.Root.Digest)
+			}
+			if first.Root.MediaType != tc.wantRoot {
+				t.Errorf("root media type = %s, want %s", first.Root.MediaType, tc.wantRoot)
+			}
+			for i := range first.Images {
+				if a, b := first.Images[i].Manifest.Digest, second.Images[i].Manifest.Digest; a != b {
+					t.Errorf("%s manifest digests differ: %s, %s", first.Images[i].Platform.Architecture, a, b)
+				}
+			}
+			if got := []string{first.Images[0].Platform.Architecture, first.Images[1].Platform.Architecture}; !slices.Equal(got, []string{"amd64", "arm64"}) {
+				t.Errorf("index order = %v, want amd64, arm64", got)
+			}
+		})
+	}
+}
+
+func TestBuildWritesAContainerdisk(t *testing.T) {
+	amd64, _ := disks(t)
+	raw, err := os.ReadFile(amd64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(raw)
+	checksum := containerdisk.Checksum{Algorithm: "sha256", Hex: fmt.Sprintf("%x", want)}
+	store := layout(t)
+	created := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+	res, err := containerdisk.Build(context.Background(), store, []containerdisk.Disk{
+		{Architecture: "amd64", Path: amd64, Checksum: checksum},
+	}, containerdisk.Options{
+		Created: created, Source: "https://example.com/fedora.qcow2", Version: "41",
+		Preference: "fedora", TempDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if res.Root.MediaType != ocispec.MediaTypeImageManifest {
+		t.Fatalf("one disk gives a %s, want a manifest", res.Root.MediaType)
+	}
+	var m ocispec.Manifest
+	fetchJSON(t, store, res.Root, &m)
+	if len(m.Layers) != 1 || m.Layers[0].MediaType != ocispec.MediaTypeImageLayerGzip {
+		t.Fatalf("layers = %+v, want one gzip layer", m.Layers)
+	}
+	for k, v := range map[string]string{
+		ocispec.AnnotationCreated: "2024-05-01T12:00:00Z",
+		ocispec.AnnotationSource:  "https://example.com/fedora.qcow2",
+		ocispec.AnnotationVersion: "41",
+	} {
+		if m.Annotations[k] != v {
+			t.Errorf("manifest annotation %s = %q, want %q", k, m.Annotations[k], v)
+		}
+	}
+
+	var cfg ocispec.Image
+	fetchJSON(t, store, m.Config, &cfg)
+	if cfg.OS != "linux" || cfg.Architecture != "amd64" {
+		t.Errorf("config platform = %s/%s, want linux/amd64", cfg.OS, cfg.Architecture)
+	}
+	if !slices.Equal(cfg.Config.Entrypoint, []string{"no-entrypoint"}) {
+		t.Errorf("entrypoint = %v", cfg.Config.Entrypoint)
+	}
+	wantEnv := []string{
+		"INSTANCETYPE_KUBEVIRT_IO_DEFAULT_INSTANCETYPE=u1.medium",
+		"INSTANCETYPE_KUBEVIRT_IO_DEFAULT_PREFERENCE=fedora",
+	}
+	if !slices.Equal(cfg.Config.Env, wantEnv) {
+		t.Errorf("env = %v, want %v", cfg.Config.Env, wantEnv)
+	}
+	if cfg.Config.Labels["shasum"] != checksum.Hex || cfg.Config.Labels[containerdisk.LabelChecksum] != checksum.String() {
+		t.Errorf("labels = %v, want the checksum %s", cfg.Config.Labels, checksum)
+	}
+	if cfg.Created == nil || !cfg.Created.Equal(created) {
+		t.Errorf("created = %v, want %v", cfg.Created, created)
+	}
+
+	rc, err := store.Fetch(ctx, m.Layers[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	zr, err := gzip.NewReader(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	diff := sha256.New()
+	tr := tar.NewReader(io.TeeReader(zr, diff))
+	var entries []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries = append(entries, fmt.Sprintf("%c %o %d:%d %d %s", h.Typeflag, h.Mode, h.Uid, h.Gid, h.ModTime.Unix(), h.Name))
+		if h.Typeflag == tar.TypeReg {
+			got := sha256.New()
+			if _, err := io.Copy(got, tr); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Sum(nil), want[:]) {
+				t.Errorf("disk in the layer differs from the input")
+			}
+		}
+	}
+	io.Copy(diff, zr)
+	wantEntries := []string{
+		fmt.Sprintf("%c 555 107:107 0 disk/", tar.TypeDir),
+		fmt.Sprintf("%c 444 107:107 0 disk/amd64.qcow2", tar.TypeReg),
+	}
+	if !slices.Equal(entries, wantEntries) {
+		t.Errorf("layer entries:\n%s\nwant:\n%s", entries, wantEntries)
+	}
+	if got := fmt.Sprintf("sha256:%x", diff.Sum(nil)); len(cfg.RootFS.DiffIDs) != 1 || cfg.RootFS.DiffIDs[0].String() != got {
+		t.Errorf("diff_ids = %v, want [%s]", cfg.RootFS.DiffIDs, got)
+	}
+}
+
+func TestBuildZstdLayerDecompresses(t *testing.T) {
+	amd64, _ := disks(t)
+	store := layout(t)
+	res, err := containerdisk.Build(context.Background(), store, []containerdisk.Disk{{Architecture: "amd64", Path: amd64}},
+		containerdisk.Options{Compression: containerdisk.CompressionZstd, TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Images[0].Layer.MediaType != ocispec.MediaTypeImageLayerZstd {
+		t.Fatalf("layer media type = %s", res.Images[0].Layer.MediaType)
+	}
+	rc, err := store.Fetch(context.Background(), res.Images[0].Layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	zr, err := zstd.NewReader(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, zr); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("sha256:%x", h.Sum(nil)); got != res.Images[0].DiffID.String() {
+		t.Errorf("decompressed layer is %s, want the diff ID %s", got, res.Images[0].DiffID)
+	}
+}
+
+func TestBuildRefusesBadInputBeforeWriting(t *testing.T) {
+	amd64, arm64 := disks(t)
+	dir := t.TempDir()
+	text := filepath.Join(dir, "notes.txt")
+	os.WriteFile(text, bytes.Repeat([]byte("not a disk\n"), 1000), 0o644)
+	overlay := filepath.Join(dir, "overlay.qcow2")
+	if err := testdisk.WriteOverlay(overlay, amd64); err != nil {
+		t.Fatal(err)
+	}
+	truncated := filepath.Join(dir, "truncated.qcow2")
+	raw, _ := os.ReadFile(amd64)
+	os.WriteFile(truncated, raw[:len(raw)/2], 0o644)
+	wrongSum := containerdisk.Checksum{Algorithm: "sha256", Hex: fmt.Sprintf("%064x", 1)}
+
+	for _, tc := range []struct {
+		name  string
+		disks []containerdisk.Disk
+		opts  containerdisk.Options
+		check func(error) bool
+	}{
+		{"text file", []containerdisk.Disk{{Architecture: "amd64", Path: text}}, containerdisk.Options{},
+			func(err error) bool { return errors.Is(err, disk.ErrNotDisk) }},
+		{"backing file", []containerdisk.Disk{{Architecture: "amd64", Path: overlay}}, containerdisk.Options{},
+			func(err error) bool { return errors.Is(err, disk.ErrBackingFile) }},
+		{"truncated", []containerdisk.Disk{{Architecture: "amd64", Path: truncated}}, containerdisk.Options{},
+			func(err error) bool { return errors.Is(err, disk.ErrTruncated) }},
+		{"unknown arch", []containerdisk.Disk{{Architecture: "riscv64", Path: amd64}}, containerdisk.Options{},
+			func(err error) bool { var u *containerdisk.UsageError; return errors.As(err, &u) }},
+		{"two disks for one arch", []containerdisk.Disk{{Architecture: "amd64", Path: amd64}, {Architecture: "x86_64", Path: arm64}}, containerdisk.Options{},
+			func(err error) bool { return err != nil }},
+		{"docker and zstd", []containerdisk.Disk{{Architecture: "amd64", Path: amd64}}, containerdisk.Options{Format: containerdisk.FormatDocker, Compression: containerdisk.CompressionZstd},
+			func(err error) bool { var u *containerdisk.UsageError; return errors.As(err, &u) }},
+		// The good amd64 disk is made first: the bad checksum of arm64 must
+		// still leave the target untouched.
+		{"checksum mismatch", []containerdisk.Disk{{Architecture: "amd64", Path: amd64}, {Architecture: "arm64", Path: arm64, Checksum: wrongSum}}, containerdisk.Options{},
+			func(err error) bool { var m *containerdisk.ChecksumMismatchError; return errors.As(err, &m) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			store, err := oci.New(root)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.opts.TempDir = t.TempDir()
+			_, err = containerdisk.Build(context.Background(), store, tc.disks, tc.opts)
+			if err == nil || !tc.check(err) {
+				t.Fatalf("Build() error = %v, want a %s error", err, tc.name)
+			}
+			blobs, _ := os.ReadDir(filepath.Join(root, "blobs", "sha256"))
+			if len(blobs) != 0 {
+				t.Errorf("%d blobs written after the error, want none", len(blobs))
+			}
+			tmp, _ := os.ReadDir(tc.opts.TempDir)
+			if len(tmp) != 0 {
+				t.Errorf("temporary files left: %v", tmp)
+			}
+		})
+	}
+}
+
+func TestParseChecksum(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want string
+		ok   bool
+	}{
+		{"sha256:" + fmt.Sprintf("%064x", 7), "sha256:" + fmt.Sprintf("%064x", 7), true},
+		{"SHA512:" + fmt.Sprintf("%0128X", 7), "sha512:" + fmt.Sprintf("%0128x", 7), true},
+		{"md5:d41d8cd98f00b204e9800998ecf8427e", "", false},
+		{"sha256:abc", "", false},
+		{fmt.Sprintf("%064x", 7), "", false},
+		{"sha256:" + fmt.Sprintf("%063x", 7) + "g", "", false},
+	} {
+		got, err := containerdisk.ParseChecksum(tc.in)
+		if (err == nil) != tc.ok || got.String() != tc.want {
+			t.Errorf("ParseChecksum(%q) = %q, %v; want %q, ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func fetchJSON(t *testing.T, s content.Fetcher, d ocispec.Descriptor, v any) {
+	t.Helper()
+	b, err := content.FetchAll(context.Background(), s, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}

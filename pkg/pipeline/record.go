@@ -1,0 +1,124 @@
+// Package pipeline defines the JSON lines that subcommands pass to each
+// other on stdout and stdin, so that they chain in shell pipelines.
+package pipeline
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Record describes one image, as a line of JSON.
+type Record struct {
+	// Reference is where the image is, with its tag when it has one
+	// (host/repo:tag, or oci:DIR:tag).
+	Reference string `json:"reference"`
+	// Digest is the digest of the root manifest or index.
+	Digest string `json:"digest"`
+	// MediaType is the media type of the root.
+	MediaType string `json:"mediaType,omitempty"`
+	// Size is the size of the root in bytes.
+	Size int64 `json:"size,omitempty"`
+	// Name and Version identify the release, when known.
+	Name    string `json:"name,omitempty"`
+	Version string `json:"version,omitempty"`
+	// Tags are further tags to publish the image under, unique tags first.
+	Tags []string `json:"tags,omitempty"`
+	// Images lists the per-architecture images.
+	Images []Image `json:"images,omitempty"`
+	// Push is set by push.
+	Push *Push `json:"push,omitempty"`
+	// Error is set when the item failed; the other fields say what was
+	// being worked on.
+	Error string `json:"error,omitempty"`
+}
+
+// Image describes one architecture of a record.
+type Image struct {
+	Platform string `json:"platform"`
+	Digest   string `json:"digest"`
+	// Checksum is the upstream checksum of the disk, "algorithm:hex".
+	Checksum string `json:"checksum,omitempty"`
+	// Format is the disk format, qcow2 or raw.
+	Format string `json:"format,omitempty"`
+	// LayerSize is the compressed size of the disk layer.
+	LayerSize int64 `json:"layerSize,omitempty"`
+}
+
+// Push says what a push did.
+type Push struct {
+	DryRun        bool     `json:"dryRun,omitempty"`
+	Uploaded      int      `json:"uploaded"`
+	UploadedBytes int64    `json:"uploadedBytes"`
+	Mounted       int      `json:"mounted"`
+	Existing      int      `json:"existing"`
+	Tagged        []string `json:"tagged,omitempty"`
+	Unchanged     []string `json:"unchanged,omitempty"`
+}
+
+// Encoder writes records as JSON lines.
+type Encoder struct{ enc *json.Encoder }
+
+// NewEncoder returns an Encoder writing to w.
+func NewEncoder(w io.Writer) *Encoder {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return &Encoder{enc: enc}
+}
+
+// Encode writes one record on one line.
+func (e *Encoder) Encode(r Record) error { return e.enc.Encode(r) }
+
+// maxLine bounds a record line; an index of many platforms stays far below.
+const maxLine = 4 << 20
+
+// Decode reads JSON lines from r and calls fn for each record. Blank lines
+// are skipped. A line that is not a record is an error naming its number.
+func Decode(r io.Reader, fn func(Record) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxLine)
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		var rec Record
+		dec := json.NewDecoder(strings.NewReader(line))
+		if err := dec.Decode(&rec); err != nil {
+			return &DecodeError{Line: n, Text: line, Err: err}
+		}
+		if rec.Reference == "" && rec.Error == "" {
+			return &DecodeError{Line: n, Text: line, Err: errors.New(`no "reference" field`)}
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("reading records: %w", err)
+	}
+	return nil
+}
+
+// DecodeError reports a line of input that is not a record.
+type DecodeError struct {
+	Line int
+	Text string
+	Err  error
+}
+
+func (e *DecodeError) Error() string {
+	text := e.Text
+	if len(text) > 80 {
+		text = text[:77] + "..."
+	}
+	return fmt.Sprintf("stdin line %d: not a JSON record (%v): %q; expected the JSON lines that 'kubectl containerdisk build -o json' prints", e.Line, e.Err, text)
+}
+
+// Unwrap returns the underlying error.
+func (e *DecodeError) Unwrap() error { return e.Err }

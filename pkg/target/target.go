@@ -1,0 +1,265 @@
+// Package target parses the image references the tool accepts and opens them
+// as oras-go targets: a repository in an OCI registry ("host[:port]/repo:tag")
+// or an OCI image layout directory ("oci:DIR[:tag]").
+package target
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content/oci"
+	"oras.land/oras-go/v2/registry"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/credentials"
+	"oras.land/oras-go/v2/registry/remote/retry"
+)
+
+// LayoutPrefix marks a reference to an OCI image layout directory.
+const LayoutPrefix = "oci:"
+
+// Kind says where a reference points.
+type Kind int
+
+const (
+	// KindRegistry is a repository in an OCI distribution registry.
+	KindRegistry Kind = iota
+	// KindLayout is an OCI image layout directory on the local file system.
+	KindLayout
+)
+
+// Reference is a parsed image reference.
+type Reference struct {
+	Kind Kind
+	// Path is the layout directory (KindLayout).
+	Path string
+	// Registry is the registry host with optional port (KindRegistry).
+	Registry string
+	// Repository is the repository name inside the registry (KindRegistry).
+	Repository string
+	// Reference is the tag or digest; empty when none was given.
+	Reference string
+}
+
+// InvalidReferenceError reports a reference that cannot be parsed.
+type InvalidReferenceError struct {
+	Input  string
+	Reason string
+}
+
+func (e *InvalidReferenceError) Error() string {
+	return fmt.Sprintf("invalid reference %q: %s; expected a registry reference like \"registry.example.com/containerdisks/fedora:41\" or an OCI layout like \"oci:./layout:41\"", e.Input, e.Reason)
+}
+
+// Parse parses s as an OCI layout reference (oci:DIR[:tag|@digest]) or a
+// registry reference (host[:port]/repo[:tag|@digest]).
+func Parse(s string) (Reference, error) {
+	if s == "" {
+		return Reference{}, &InvalidReferenceError{Input: s, Reason: "it is empty"}
+	}
+	if rest, ok := strings.CutPrefix(s, LayoutPrefix); ok {
+		return parseLayout(s, rest)
+	}
+	if strings.Contains(s, "://") {
+		return Reference{}, &InvalidReferenceError{Input: s, Reason: "a reference has no URL scheme"}
+	}
+	r, err := registry.ParseReference(s)
+	if err != nil {
+		return Reference{}, &InvalidReferenceError{Input: s, Reason: strings.TrimPrefix(err.Error(), "invalid reference: ")}
+	}
+	if !strings.ContainsAny(r.Registry, ".:") && r.Registry != "localhost" {
+		return Reference{}, &InvalidReferenceError{Input: s, Reason: fmt.Sprintf("%q is not a registry host (a host has a dot or a port, or is localhost)", r.Registry)}
+	}
+	return Reference{Kind: KindRegistry, Registry: r.Registry, Repository: r.Repository, Reference: r.Reference}, nil
+}
+
+func parseLayout(input, rest string) (Reference, error) {
+	ref := Reference{Kind: KindLayout, Path: rest}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		ref.Path, ref.Reference = rest[:i], rest[i+1:]
+		if err := (registry.Reference{Registry: "x", Repository: "x", Reference: ref.Reference}).ValidateReferenceAsDigest(); err != nil {
+			return Reference{}, &InvalidReferenceError{Input: input, Reason: fmt.Sprintf("%q is not a digest", ref.Reference)}
+		}
+	} else if i := strings.LastIndex(rest, ":"); i >= 0 && !strings.ContainsAny(rest[i+1:], `/\`) {
+		ref.Path, ref.Reference = rest[:i], rest[i+1:]
+		if err := (registry.Reference{Registry: "x", Repository: "x", Reference: ref.Reference}).ValidateReferenceAsTag(); err != nil {
+			return Reference{}, &InvalidReferenceError{Input: input, Reason: fmt.Sprintf("%q is not a valid tag", ref.Reference)}
+		}
+	}
+	if ref.Path == "" {
+		return Reference{}, &InvalidReferenceError{Input: input, Reason: "the layout directory is empty"}
+	}
+	return ref, nil
+}
+
+// String formats the reference the way Parse reads it.
+func (r Reference) String() string {
+	var base string
+	if r.Kind == KindLayout {
+		base = LayoutPrefix + r.Path
+	} else {
+		base = r.Registry + "/" + r.Repository
+	}
+	return base + r.suffix()
+}
+
+func (r Reference) suffix() string {
+	switch {
+	case r.Reference == "":
+		return ""
+	case strings.Contains(r.Reference, ":") && !r.IsTag():
+		return "@" + r.Reference
+	default:
+		return ":" + r.Reference
+	}
+}
+
+// IsTag reports whether the reference names a tag (not a digest, not empty).
+func (r Reference) IsTag() bool {
+	return r.Reference != "" && !strings.Contains(r.Reference, ":")
+}
+
+// WithReference returns a copy of r that names tag or digest ref instead.
+func (r Reference) WithReference(ref string) Reference {
+	r.Reference = ref
+	return r
+}
+
+// Repo names the repository without tag or digest: "host/repo" or "oci:DIR".
+func (r Reference) Repo() string {
+	return r.WithReference("").String()
+}
+
+// RemoteOptions configures access to registries.
+type RemoteOptions struct {
+	// PlainHTTP talks HTTP instead of HTTPS. When nil, plain HTTP is used for
+	// loopback hosts (localhost, 127.0.0.0/8, ::1) only, as docker does.
+	PlainHTTP *bool
+	// Insecure skips TLS certificate verification.
+	Insecure bool
+	// CAFile is a PEM bundle of extra certificate authorities to trust.
+	CAFile string
+	// RegistryConfig is a Docker config file with credentials; empty means
+	// the default ($DOCKER_CONFIG/config.json or ~/.docker/config.json).
+	RegistryConfig string
+	// UserAgent is sent with every request.
+	UserAgent string
+}
+
+// Open opens the reference as a target. Layout directories are created
+// when missing.
+func Open(ctx context.Context, ref Reference, opts RemoteOptions) (oras.GraphTarget, error) {
+	if ref.Kind == KindLayout {
+		return OpenLayout(ctx, ref.Path)
+	}
+	return OpenRepository(ref, opts)
+}
+
+// OpenLayout opens or creates the OCI image layout directory dir.
+func OpenLayout(ctx context.Context, dir string) (*oci.Store, error) {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("opening OCI layout %q: it is a file, expected a directory", dir)
+	}
+	s, err := oci.NewWithContext(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening OCI layout %q: %w", dir, err)
+	}
+	return s, nil
+}
+
+// OpenRepository returns a client for a registry repository.
+func OpenRepository(ref Reference, opts RemoteOptions) (*remote.Repository, error) {
+	if ref.Kind != KindRegistry {
+		return nil, fmt.Errorf("opening %s: not a registry reference", ref)
+	}
+	repo, err := remote.NewRepository(ref.Registry + "/" + ref.Repository)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", ref, err)
+	}
+	repo.PlainHTTP = isLoopback(ref.Registry)
+	if opts.PlainHTTP != nil {
+		repo.PlainHTTP = *opts.PlainHTTP
+	}
+	client, err := newClient(opts)
+	if err != nil {
+		return nil, err
+	}
+	repo.Client = client
+	// Scratch images and indexes of many platforms stay small; the default
+	// 4 MiB limit on manifests is kept.
+	return repo, nil
+}
+
+func newClient(opts RemoteOptions) (*auth.Client, error) {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	if opts.Insecure || opts.CAFile != "" {
+		cfg := &tls.Config{InsecureSkipVerify: opts.Insecure} //nolint:gosec // asked for with --insecure
+		if opts.CAFile != "" {
+			pem, err := os.ReadFile(opts.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("reading CA file: %w", err)
+			}
+			pool, err := x509.SystemCertPool()
+			if err != nil {
+				pool = x509.NewCertPool()
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("reading CA file %q: no PEM certificate found; expected a PEM bundle such as the registry's ca.crt", opts.CAFile)
+			}
+			cfg.RootCAs = pool
+		}
+		transport.TLSClientConfig = cfg
+	}
+	var store credentials.Store
+	var err error
+	storeOpts := credentials.StoreOptions{DetectDefaultNativeStore: true}
+	if opts.RegistryConfig != "" {
+		store, err = credentials.NewStore(opts.RegistryConfig, storeOpts)
+	} else {
+		store, err = credentials.NewStoreFromDocker(storeOpts)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("loading registry credentials: %w", err)
+	}
+	client := &auth.Client{
+		Client:     &http.Client{Transport: retry.NewTransport(transport)},
+		Cache:      auth.NewCache(),
+		Credential: credentials.Credential(store),
+	}
+	if opts.UserAgent != "" {
+		client.SetUserAgent(opts.UserAgent)
+	}
+	return client, nil
+}
+
+func isLoopback(host string) bool {
+	h, _, err := net.SplitHostPort(host)
+	if err != nil {
+		h = host
+	}
+	h = strings.Trim(h, "[]")
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// AbsLayoutPath makes a layout reference's path absolute, so records passed
+// between commands in other directories still resolve.
+func AbsLayoutPath(ref Reference) Reference {
+	if ref.Kind == KindLayout {
+		if abs, err := filepath.Abs(ref.Path); err == nil {
+			ref.Path = abs
+		}
+	}
+	return ref
+}

@@ -1,0 +1,227 @@
+// Package transfer copies images between targets: the blobs first, then
+// manifests, then the index, and the tags last, so that a tag never points
+// at something incomplete.
+package transfer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry"
+)
+
+// Options configures Push.
+type Options struct {
+	// Tags are written once the whole image is in place, in order. Put
+	// unique tags first and moving tags (such as "41" or "latest") last.
+	Tags []string
+	// DryRun checks what is missing and writes nothing.
+	DryRun bool
+	// MountFrom lists repositories of the destination registry that may
+	// already hold the blobs; they are mounted instead of uploaded.
+	MountFrom []string
+	// Concurrency is how many blobs are copied at once; 3 when zero.
+	Concurrency int
+	// OnEvent, when set, is told of each node as it is handled. It may be
+	// called from several goroutines at once.
+	OnEvent func(Event)
+}
+
+// Action says what happened to a node or a tag.
+type Action string
+
+// Actions reported by Push.
+const (
+	ActionUploaded    Action = "uploaded"
+	ActionMounted     Action = "mounted"
+	ActionExists      Action = "exists"
+	ActionWouldUpload Action = "would-upload"
+	ActionTagged      Action = "tagged"
+	ActionWouldTag    Action = "would-tag"
+	ActionUnchanged   Action = "unchanged"
+)
+
+// Event reports one handled node or tag.
+type Event struct {
+	Action     Action
+	Descriptor ocispec.Descriptor
+	// Tag is set for tag events.
+	Tag string
+}
+
+// Report summarises a push.
+type Report struct {
+	Root   ocispec.Descriptor
+	DryRun bool
+	// Uploaded counts the blobs and manifests sent (or, in a dry run, that
+	// would be sent) and their bytes.
+	Uploaded      int
+	UploadedBytes int64
+	// Mounted counts blobs mounted from another repository.
+	Mounted int
+	// Existing counts nodes the destination already had, with everything
+	// below them.
+	Existing int
+	// Tagged lists the tags written (or, in a dry run, that would be);
+	// Unchanged the tags that already pointed at Root.
+	Tagged    []string
+	Unchanged []string
+}
+
+// UpToDate reports whether the push had nothing to do.
+func (r Report) UpToDate() bool {
+	return r.Uploaded == 0 && r.Mounted == 0 && len(r.Tagged) == 0
+}
+
+// Destination is where Push writes.
+type Destination interface {
+	oras.Target
+}
+
+// Push copies the graph rooted at root from src to dst and then writes the
+// tags. When every tag already points at root, only the tags are resolved:
+// no blob is looked at.
+func Push(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descriptor, dst Destination, opts Options) (Report, error) {
+	rep := Report{Root: root, DryRun: opts.DryRun}
+	var mu sync.Mutex
+	emit := func(e Event) {
+		mu.Lock()
+		switch e.Action {
+		case ActionUploaded, ActionWouldUpload:
+			rep.Uploaded++
+			rep.UploadedBytes += e.Descriptor.Size
+		case ActionMounted:
+			rep.Mounted++
+		case ActionExists:
+			rep.Existing++
+		case ActionTagged, ActionWouldTag:
+			rep.Tagged = append(rep.Tagged, e.Tag)
+		case ActionUnchanged:
+			rep.Unchanged = append(rep.Unchanged, e.Tag)
+		}
+		mu.Unlock()
+		if opts.OnEvent != nil {
+			opts.OnEvent(e)
+		}
+	}
+
+	var pending []string
+	for _, tag := range dedupe(opts.Tags) {
+		desc, err := dst.Resolve(ctx, tag)
+		switch {
+		case err == nil && desc.Digest == root.Digest:
+			emit(Event{Action: ActionUnchanged, Tag: tag, Descriptor: root})
+		case err == nil || errors.Is(err, errdef.ErrNotFound):
+			pending = append(pending, tag)
+		default:
+			return rep, fmt.Errorf("resolving tag %q: %w", tag, err)
+		}
+	}
+	if len(opts.Tags) > 0 && len(pending) == 0 {
+		return rep, nil
+	}
+
+	if opts.DryRun {
+		if err := plan(ctx, src, root, dst, emit); err != nil {
+			return rep, err
+		}
+		for _, tag := range pending {
+			emit(Event{Action: ActionWouldTag, Tag: tag, Descriptor: root})
+		}
+		return rep, nil
+	}
+
+	copyOpts := oras.CopyGraphOptions{
+		Concurrency: opts.Concurrency,
+		PostCopy: func(_ context.Context, d ocispec.Descriptor) error {
+			emit(Event{Action: ActionUploaded, Descriptor: d})
+			return nil
+		},
+		OnCopySkipped: func(_ context.Context, d ocispec.Descriptor) error {
+			emit(Event{Action: ActionExists, Descriptor: d})
+			return nil
+		},
+		OnMounted: func(_ context.Context, d ocispec.Descriptor) error {
+			emit(Event{Action: ActionMounted, Descriptor: d})
+			return nil
+		},
+	}
+	if len(opts.MountFrom) > 0 {
+		copyOpts.MountFrom = func(context.Context, ocispec.Descriptor) ([]string, error) {
+			return opts.MountFrom, nil
+		}
+	}
+	if err := oras.CopyGraph(ctx, src, dst, root, copyOpts); err != nil {
+		return rep, fmt.Errorf("copying %s: %w", root.Digest, err)
+	}
+	for _, tag := range pending {
+		if err := tagRoot(ctx, src, dst, root, tag); err != nil {
+			return rep, fmt.Errorf("tagging %s as %q: %w", root.Digest, tag, err)
+		}
+		emit(Event{Action: ActionTagged, Tag: tag, Descriptor: root})
+	}
+	return rep, nil
+}
+
+// tagRoot tags with the manifest bytes at hand: a registry then takes one
+// PUT, where a plain Tag would fetch the manifest back first.
+func tagRoot(ctx context.Context, src content.ReadOnlyStorage, dst Destination, root ocispec.Descriptor, tag string) error {
+	if rp, ok := dst.(registry.ReferencePusher); ok {
+		b, err := content.FetchAll(ctx, src, root)
+		if err != nil {
+			return err
+		}
+		return rp.PushReference(ctx, root, bytes.NewReader(b), tag)
+	}
+	return dst.Tag(ctx, root, tag)
+}
+
+// plan walks the graph as CopyGraph would and reports what is missing.
+func plan(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descriptor, dst Destination, emit func(Event)) error {
+	seen := map[string]bool{}
+	var walk func(d ocispec.Descriptor) error
+	walk = func(d ocispec.Descriptor) error {
+		if seen[d.Digest.String()] {
+			return nil
+		}
+		seen[d.Digest.String()] = true
+		ok, err := dst.Exists(ctx, d)
+		if err != nil {
+			return fmt.Errorf("checking %s: %w", d.Digest, err)
+		}
+		if ok {
+			emit(Event{Action: ActionExists, Descriptor: d})
+			return nil
+		}
+		succ, err := content.Successors(ctx, src, d)
+		if err != nil {
+			return fmt.Errorf("reading %s: %w", d.Digest, err)
+		}
+		for _, s := range succ {
+			if err := walk(s); err != nil {
+				return err
+			}
+		}
+		emit(Event{Action: ActionWouldUpload, Descriptor: d})
+		return nil
+	}
+	return walk(root)
+}
+
+func dedupe(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		if t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}

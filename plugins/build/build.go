@@ -1,0 +1,300 @@
+// Package build is the "kubectl containerdisk build" command: it packages
+// local disk files into a containerdisk image or a multi-arch index.
+package build
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/option"
+)
+
+// DefaultTarget is where images go when no target is given: an OCI image
+// layout in the working directory, so that nothing needs a registry.
+const DefaultTarget = "oci:containerdisks"
+
+type buildOptions struct {
+	option.Remote
+	option.Output
+
+	disks       []string
+	checksums   []string
+	diskName    string
+	format      string
+	compression string
+	version     string
+	source      string
+	created     string
+	instancetyp string
+	preference  string
+	annotations []string
+	tags        []string
+	tempDir     string
+
+	target string
+}
+
+// NewCommand returns the build command.
+func NewCommand(streams cli.Streams) *cobra.Command {
+	var opts buildOptions
+	cmd := &cobra.Command{
+		Use:   "build [flags] --disk [ARCH=]FILE... [TARGET]",
+		Short: "Package disk files into a containerdisk image",
+		Long: `Package local qcow2 or raw disk files into a KubeVirt containerdisk image.
+
+Each --disk gives one architecture's disk (amd64, arm64 or s390x; amd64 when
+omitted). One disk makes an image; several make an image index. The disk is
+checked first: a file that is not an intact qcow2 or raw disk, or a qcow2 with
+a backing file, is refused before anything is written.
+
+The image has one layer holding disk/ and disk/FILE owned by 107:107 (qemu),
+fixed modification times, and a config whose creation time comes from the
+input (--created, $SOURCE_DATE_EPOCH, or the disk file's modification time),
+so the same input always gives the same digests.
+
+TARGET is a registry reference (host[:port]/repo[:tag]) or an OCI image
+layout directory (oci:DIR[:tag]); it defaults to ` + DefaultTarget + `. The tag
+defaults to --version, else "latest".`,
+		Example: `  # Package a disk into an OCI layout directory
+  kubectl containerdisk build --disk amd64=fedora.qcow2 oci:./layout:41
+
+  # A two-architecture index, recorded with its upstream checksums, pushed next
+  kubectl containerdisk build --disk amd64=x86.qcow2 --disk arm64=arm.qcow2 \
+      --checksum amd64=sha256:... --version 41 -o json oci:./layout | \
+    kubectl containerdisk push --to registry.example.com/containerdisks/fedora`,
+		Args: cli.RangeArgs(0, 1),
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.Remote.Parse(cmd); err != nil {
+				return err
+			}
+			return opts.Output.Parse(cmd)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.target = DefaultTarget
+			if len(args) == 1 {
+				opts.target = args[0]
+			}
+			return runBuild(cmd, streams, &opts)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringArrayVar(&opts.disks, "disk", nil, "disk file for an architecture, as ARCH=FILE or FILE (amd64); repeat for more architectures")
+	fs.StringArrayVar(&opts.checksums, "checksum", nil, "upstream checksum of a disk, as ARCH=ALGORITHM:HEX (sha256 or sha512); the file must match it")
+	fs.StringVar(&opts.diskName, "disk-name", "", "file name under disk/ in the image (default: the disk file's name)")
+	fs.StringVar(&opts.format, "format", string(containerdisk.FormatOCI), "manifest format: oci or docker (Docker schema2)")
+	fs.StringVar(&opts.compression, "compression", string(containerdisk.CompressionGzip), "layer compression: gzip, zstd or none")
+	fs.StringVar(&opts.version, "version", "", "release version, recorded as org.opencontainers.image.version and used as the default tag")
+	fs.StringVar(&opts.source, "source", "", "upstream URL, recorded as org.opencontainers.image.source")
+	fs.StringVar(&opts.created, "created", "", "creation time, RFC 3339 or Unix seconds (default $SOURCE_DATE_EPOCH, else the disk file's modification time)")
+	fs.StringVar(&opts.instancetyp, "instancetype", "u1.medium", "default KubeVirt instancetype of the image")
+	fs.StringVar(&opts.preference, "preference", "", "default KubeVirt preference of the image")
+	fs.StringArrayVar(&opts.annotations, "annotation", nil, "annotation KEY=VALUE for the manifests and the index; repeatable")
+	fs.StringArrayVarP(&opts.tags, "tag", "t", nil, "further tag, passed on to push with -o json; repeatable")
+	fs.StringVar(&opts.tempDir, "temp-dir", "", "directory for the compressed layers while they are built (default: the system's)")
+	opts.Remote.ApplyFlags(fs)
+	opts.Output.ApplyFlags(fs)
+	return cmd
+}
+
+func runBuild(cmd *cobra.Command, streams cli.Streams, opts *buildOptions) error {
+	ctx := cmd.Context()
+	if len(opts.disks) == 0 {
+		return cli.Usagef("no disk given: expected --disk ARCH=FILE, e.g. --disk amd64=fedora.qcow2")
+	}
+	ref, err := target.Parse(opts.target)
+	if err != nil {
+		return err
+	}
+	if ref.Reference != "" && !ref.IsTag() {
+		return cli.Usagef("target %q names a digest: expected a tag or no tag, since the digest is what build computes", opts.target)
+	}
+	if ref.Reference == "" {
+		ref.Reference = opts.version
+		if ref.Reference == "" {
+			ref.Reference = "latest"
+		}
+	}
+	disks, err := parseDisks(opts.disks, opts.checksums, opts.diskName)
+	if err != nil {
+		return err
+	}
+	format, err := containerdisk.ParseFormat(opts.format)
+	if err != nil {
+		return err
+	}
+	compression, err := containerdisk.ParseCompression(opts.compression)
+	if err != nil {
+		return err
+	}
+	created, err := parseCreated(opts.created)
+	if err != nil {
+		return err
+	}
+	annotations, err := parseKeyValues("--annotation", opts.annotations)
+	if err != nil {
+		return err
+	}
+
+	status := option.NewStatus(streams.ErrOut, opts.Quiet)
+	bopts := containerdisk.Options{
+		Format:       format,
+		Compression:  compression,
+		Created:      created,
+		Source:       opts.source,
+		Version:      opts.version,
+		Instancetype: opts.instancetyp,
+		Preference:   opts.preference,
+		Annotations:  annotations,
+		TempDir:      opts.tempDir,
+		Progress: func(d containerdisk.Disk, size int64) io.Writer {
+			status.Printf("Building %s from %s", d.Architecture, d.Path)
+			if bar := option.ProgressBar(streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet, size, d.Architecture); bar != nil {
+				return bar
+			}
+			return nil
+		},
+	}
+	// The disks are checked and packed before the target is opened, so a
+	// bad disk leaves no trace there, not even a new layout directory.
+	layers, err := containerdisk.MakeLayers(ctx, disks, bopts)
+	if err != nil {
+		return err
+	}
+	defer layers.Close()
+	dst, err := target.Open(ctx, ref, opts.Remote.Options())
+	if err != nil {
+		return err
+	}
+	res, err := layers.Push(ctx, dst)
+	if err != nil {
+		return err
+	}
+	if err := dst.Tag(ctx, res.Root, ref.Reference); err != nil {
+		return fmt.Errorf("tagging %s as %q: %w", res.Root.Digest, ref.Reference, err)
+	}
+	status.Printf("Built %s", ref)
+	return printResult(streams.Out, opts, ref, res)
+}
+
+func printResult(w io.Writer, opts *buildOptions, ref target.Reference, res containerdisk.Result) error {
+	if !opts.JSON() {
+		_, err := fmt.Fprintf(w, "%s %s\n", ref, res.Root.Digest)
+		return err
+	}
+	rec := pipeline.Record{
+		Reference: target.AbsLayoutPath(ref).String(),
+		Digest:    res.Root.Digest.String(),
+		MediaType: res.Root.MediaType,
+		Size:      res.Root.Size,
+		Version:   opts.version,
+		Tags:      opts.tags,
+	}
+	for _, img := range res.Images {
+		p := img.Platform.OS + "/" + img.Platform.Architecture
+		if img.Platform.Variant != "" {
+			p += "/" + img.Platform.Variant
+		}
+		rec.Images = append(rec.Images, pipeline.Image{
+			Platform:  p,
+			Digest:    img.Manifest.Digest.String(),
+			Checksum:  img.Checksum.String(),
+			Format:    string(img.Disk.Format),
+			LayerSize: img.Layer.Size,
+		})
+	}
+	return pipeline.NewEncoder(w).Encode(rec)
+}
+
+func parseDisks(disks, checksums []string, name string) ([]containerdisk.Disk, error) {
+	sums := map[string]containerdisk.Checksum{}
+	for _, c := range checksums {
+		arch, sum, ok := strings.Cut(c, "=")
+		if !ok {
+			arch, sum = "amd64", c
+		}
+		a, err := containerdisk.NormalizeArch(arch)
+		if err != nil {
+			return nil, err
+		}
+		cs, err := containerdisk.ParseChecksum(sum)
+		if err != nil {
+			return nil, err
+		}
+		sums[a] = cs
+	}
+	var out []containerdisk.Disk
+	for _, d := range disks {
+		arch, path, ok := strings.Cut(d, "=")
+		if !ok {
+			arch, path = "amd64", d
+		}
+		a, err := containerdisk.NormalizeArch(arch)
+		if err != nil {
+			return nil, err
+		}
+		if path == "" {
+			return nil, cli.Usagef("--disk %q has no file: expected ARCH=FILE", d)
+		}
+		if _, err := os.Stat(path); err != nil {
+			return nil, cli.Usagef("disk file %q: %v", path, unwrapPathError(err))
+		}
+		out = append(out, containerdisk.Disk{Architecture: a, Path: path, Name: name, Checksum: sums[a]})
+		delete(sums, a)
+	}
+	for a := range sums {
+		return nil, cli.Usagef("--checksum for %s, but no --disk for %s", a, a)
+	}
+	return out, nil
+}
+
+func unwrapPathError(err error) error {
+	if pe, ok := err.(*os.PathError); ok {
+		return pe.Err
+	}
+	return err
+}
+
+func parseCreated(s string) (time.Time, error) {
+	if s == "" {
+		s = os.Getenv("SOURCE_DATE_EPOCH")
+		if s == "" {
+			return time.Time{}, nil
+		}
+	}
+	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+		return time.Unix(secs, 0).UTC(), nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, cli.Usagef("creation time %q: expected RFC 3339 (2024-05-01T12:00:00Z) or Unix seconds", s)
+	}
+	return t, nil
+}
+
+func parseKeyValues(flag string, kvs []string) (map[string]string, error) {
+	if len(kvs) == 0 {
+		return nil, nil
+	}
+	m := map[string]string{}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, cli.Usagef("%s %q: expected KEY=VALUE", flag, kv)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+// Main runs the command as the process and returns its exit code.
+func Main() int { return cli.Main(NewCommand) }

@@ -1,0 +1,49 @@
+// Package option holds the flag groups that subcommands share. Each group
+// adds its flags with ApplyFlags and checks them with Parse.
+package option
+
+import (
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
+)
+
+// Remote holds the flags for reaching registries.
+type Remote struct {
+	PlainHTTP      bool
+	Insecure       bool
+	CAFile         string
+	RegistryConfig string
+
+	plainHTTPSet bool
+}
+
+// ApplyFlags adds the registry flags.
+func (o *Remote) ApplyFlags(fs *pflag.FlagSet) {
+	fs.BoolVar(&o.PlainHTTP, "plain-http", false, "use HTTP instead of HTTPS for registries (the default for localhost and 127.0.0.1)")
+	fs.BoolVar(&o.Insecure, "insecure", false, "skip TLS certificate verification for registries")
+	fs.StringVar(&o.CAFile, "ca-file", "", "PEM file of certificate authorities to trust for registries")
+	fs.StringVar(&o.RegistryConfig, "registry-config", "", "Docker config file with registry credentials (default $DOCKER_CONFIG/config.json or ~/.docker/config.json)")
+}
+
+// Parse records which flags were given.
+func (o *Remote) Parse(cmd *cobra.Command) error {
+	o.plainHTTPSet = cmd.Flags().Changed("plain-http")
+	return nil
+}
+
+// Options returns the target package's options.
+func (o *Remote) Options() target.RemoteOptions {
+	opts := target.RemoteOptions{
+		Insecure:       o.Insecure,
+		CAFile:         o.CAFile,
+		RegistryConfig: o.RegistryConfig,
+		UserAgent:      "kubectl-containerdisk",
+	}
+	if o.plainHTTPSet {
+		v := o.PlainHTTP
+		opts.PlainHTTP = &v
+	}
+	return opts
+}

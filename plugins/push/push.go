@@ -1,0 +1,336 @@
+// Package push is the "kubectl containerdisk push" command: it copies built
+// images to a registry or an OCI layout, sending only what is missing and
+// moving tags last.
+package push
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/cobra"
+	"oras.land/oras-go/v2/content"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/transfer"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/option"
+)
+
+type pushOptions struct {
+	option.Remote
+	option.Output
+
+	to          string
+	tags        []string
+	dryRun      bool
+	mountFrom   []string
+	concurrency int
+}
+
+// NewCommand returns the push command.
+func NewCommand(streams cli.Streams) *cobra.Command {
+	var opts pushOptions
+	cmd := &cobra.Command{
+		Use:   "push [flags] [SOURCE [DESTINATION]]",
+		Short: "Publish built containerdisks to a registry",
+		Long: `Copy a built containerdisk (an image or a multi-arch index) to a registry or
+an OCI layout, with its tags.
+
+Only what the destination lacks is sent: blobs that exist are found with HEAD
+requests and skipped, blobs in another repository of the same registry are
+mounted (--mount-from). Every blob, manifest and the index are in place before
+any tag is written; the --tag tags are written first and the destination's own
+tag, the moving one, last. When every tag already points at the image, nothing
+else is asked of the registry.
+
+SOURCE and DESTINATION are registry references (host[:port]/repo[:tag]) or OCI
+layouts (oci:DIR[:tag]). Without SOURCE, the JSON lines of
+'kubectl containerdisk build -o json' are read from stdin, one image each; a
+failing image is reported and the others are still pushed. The destination tag
+defaults to the source's tag.
+
+Exit status: 0 all pushed, 1 some failed, 2 usage or input error.`,
+		Example: `  # Push an image from an OCI layout, tagging it 41-1.14 and then 41
+  kubectl containerdisk push oci:./layout:41 registry.example.com/containerdisks/fedora:41 -t 41-1.14
+
+  # See what would be sent, without writing anything
+  kubectl containerdisk push --dry-run oci:./layout:41 registry.example.com/containerdisks/fedora
+
+  # Push what build made
+  kubectl containerdisk build -o json --disk amd64=disk.qcow2 oci:./layout:1.0 | \
+    kubectl containerdisk push --to registry.example.com/containerdisks/mydisk`,
+		Args: cli.RangeArgs(0, 2),
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			if err := opts.Remote.Parse(cmd); err != nil {
+				return err
+			}
+			if err := opts.Output.Parse(cmd); err != nil {
+				return err
+			}
+			if len(args) == 2 && opts.to != "" {
+				return cli.Usagef("DESTINATION given twice, as an argument and as --to: expected one of them")
+			}
+			if len(args) == 2 {
+				opts.to = args[1]
+			}
+			if opts.to == "" {
+				return cli.Usagef("no destination: expected DESTINATION or --to, e.g. --to registry.example.com/containerdisks/fedora")
+			}
+			if len(args) == 0 && streams.InIsTerminal() {
+				return cli.Usagef("no SOURCE and stdin is a terminal: expected SOURCE, or the JSON lines of 'kubectl containerdisk build -o json' on stdin")
+			}
+			if opts.concurrency < 1 {
+				return cli.Usagef("--concurrency %d: expected at least 1", opts.concurrency)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPush(cmd.Context(), streams, &opts, args)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&opts.to, "to", "", "destination repository, with an optional tag (the moving tag, written last)")
+	fs.StringArrayVarP(&opts.tags, "tag", "t", nil, "further tag, written before the destination's own tag; repeatable")
+	fs.BoolVar(&opts.dryRun, "dry-run", false, "print what would be sent and tagged, and write nothing")
+	fs.StringArrayVar(&opts.mountFrom, "mount-from", nil, "repository of the destination registry to mount existing blobs from; repeatable")
+	fs.IntVar(&opts.concurrency, "concurrency", 3, "blobs copied at once per image")
+	opts.Remote.ApplyFlags(fs)
+	opts.Output.ApplyFlags(fs)
+	return cmd
+}
+
+// item is one image to push.
+type item struct {
+	rec pipeline.Record
+	src target.Reference
+}
+
+func runPush(ctx context.Context, streams cli.Streams, opts *pushOptions, args []string) error {
+	dst, err := target.Parse(opts.to)
+	if err != nil {
+		return err
+	}
+	if dst.Reference != "" && !dst.IsTag() {
+		return cli.Usagef("destination %q names a digest: expected a repository with an optional tag", opts.to)
+	}
+	var items []item
+	if len(args) > 0 {
+		src, err := target.Parse(args[0])
+		if err != nil {
+			return err
+		}
+		items = append(items, item{src: src, rec: pipeline.Record{Reference: src.String()}})
+	} else {
+		err := pipeline.Decode(streams.In, func(rec pipeline.Record) error {
+			if rec.Error != "" {
+				return nil
+			}
+			src, err := target.Parse(rec.Reference)
+			if err != nil {
+				return err
+			}
+			if rec.Digest != "" && !src.IsTag() {
+				src.Reference = rec.Digest
+			}
+			items = append(items, item{src: src, rec: rec})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(items) == 0 {
+			return cli.Usagef("no images on stdin: expected the JSON lines of 'kubectl containerdisk build -o json'")
+		}
+	}
+
+	status := option.NewStatus(streams.ErrOut, opts.Quiet)
+	enc := pipeline.NewEncoder(streams.Out)
+	failed := 0
+	for _, it := range items {
+		rec, err := pushOne(ctx, streams, opts, status, it, dst)
+		if err != nil && len(args) > 0 {
+			// One image named on the command line: its error is the
+			// command's, with the exit code of its kind.
+			return err
+		}
+		if err != nil {
+			failed++
+			rec.Error = err.Error()
+			fmt.Fprintf(streams.ErrOut, "Error: pushing %s: %v\n", it.src, err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		if opts.JSON() {
+			if err := enc.Encode(rec); err != nil {
+				return err
+			}
+		} else if err == nil && !opts.dryRun {
+			fmt.Fprintf(streams.Out, "%s %s\n", rec.Reference, rec.Digest)
+		}
+	}
+	if failed > 0 {
+		return &cli.PartialError{Failed: failed, Total: len(items)}
+	}
+	return nil
+}
+
+func pushOne(ctx context.Context, streams cli.Streams, opts *pushOptions, status *option.Status, it item, dstRepo target.Reference) (pipeline.Record, error) {
+	rec := it.rec
+	src, err := target.Open(ctx, it.src, opts.Remote.Options())
+	if err != nil {
+		return rec, err
+	}
+	if it.src.Reference == "" {
+		return rec, cli.Usagef("source %q has no tag or digest: expected SOURCE:TAG", it.src)
+	}
+	root, err := src.Resolve(ctx, it.src.Reference)
+	if err != nil {
+		return rec, fmt.Errorf("resolving %s: %w", it.src, err)
+	}
+	if rec.Digest != "" && rec.Digest != root.Digest.String() {
+		return rec, fmt.Errorf("%s is %s, but the record says %s: it was rebuilt or retagged since", it.src, root.Digest, rec.Digest)
+	}
+
+	dst := dstRepo
+	moving := dst.Reference
+	if moving == "" && it.src.IsTag() {
+		moving = it.src.Reference
+	}
+	tags := append(append([]string{}, rec.Tags...), opts.tags...)
+	if moving != "" {
+		tags = append(tags, moving)
+	}
+	dst.Reference = moving
+	dstTarget, err := target.Open(ctx, dst, opts.Remote.Options())
+	if err != nil {
+		return rec, err
+	}
+
+	var mount []string
+	for _, m := range opts.mountFrom {
+		mount = append(mount, strings.TrimPrefix(m, dst.Registry+"/"))
+	}
+	if it.src.Kind == target.KindRegistry && it.src.Registry == dst.Registry && it.src.Repository != dst.Repository {
+		mount = append(mount, it.src.Repository)
+	}
+
+	var source content.ReadOnlyStorage = src
+	if bar := option.ProgressBar(streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet, -1, "pushing"); bar != nil {
+		source = &countingStorage{ReadOnlyStorage: src, w: bar}
+	}
+	rep, err := transfer.Push(ctx, source, root, dstTarget, transfer.Options{
+		Tags:        tags,
+		DryRun:      opts.dryRun,
+		MountFrom:   mount,
+		Concurrency: opts.concurrency,
+		OnEvent: func(e transfer.Event) {
+			if opts.dryRun && !opts.JSON() {
+				printPlan(streams.Out, dst, e)
+				return
+			}
+			printEvent(status, e)
+		},
+	})
+	rec.Reference = dst.String()
+	rec.Digest = root.Digest.String()
+	rec.MediaType = root.MediaType
+	rec.Size = root.Size
+	rec.Tags = nil
+	rec.Push = &pipeline.Push{
+		DryRun:        rep.DryRun,
+		Uploaded:      rep.Uploaded,
+		UploadedBytes: rep.UploadedBytes,
+		Mounted:       rep.Mounted,
+		Existing:      rep.Existing,
+		Tagged:        rep.Tagged,
+		Unchanged:     rep.Unchanged,
+	}
+	if err != nil {
+		return rec, err
+	}
+	switch {
+	case rep.DryRun:
+	case rep.UpToDate():
+		status.Printf("%s is up to date", dst)
+	default:
+		status.Printf("Pushed %s: %d uploaded (%s), %d mounted, %d existing", dst, rep.Uploaded, humanBytes(rep.UploadedBytes), rep.Mounted, rep.Existing)
+	}
+	return rec, nil
+}
+
+func printEvent(status *option.Status, e transfer.Event) {
+	d := e.Descriptor
+	switch e.Action {
+	case transfer.ActionUploaded:
+		status.Printf("Uploaded %s %s (%s)", short(d), d.MediaType, humanBytes(d.Size))
+	case transfer.ActionMounted:
+		status.Printf("Mounted  %s %s", short(d), d.MediaType)
+	case transfer.ActionExists:
+		status.Printf("Exists   %s %s", short(d), d.MediaType)
+	case transfer.ActionTagged:
+		status.Printf("Tagged   %s", e.Tag)
+	case transfer.ActionUnchanged:
+		status.Printf("Unchanged tag %s", e.Tag)
+	}
+}
+
+// printPlan prints a dry run's plan on stdout: it is the data asked for.
+func printPlan(w io.Writer, dst target.Reference, e transfer.Event) {
+	d := e.Descriptor
+	switch e.Action {
+	case transfer.ActionWouldUpload:
+		fmt.Fprintf(w, "would upload %s %s %d\n", d.Digest, d.MediaType, d.Size)
+	case transfer.ActionExists:
+		fmt.Fprintf(w, "exists %s %s\n", d.Digest, d.MediaType)
+	case transfer.ActionWouldTag:
+		fmt.Fprintf(w, "would tag %s %s\n", dst.WithReference(e.Tag), d.Digest)
+	case transfer.ActionUnchanged:
+		fmt.Fprintf(w, "unchanged %s %s\n", dst.WithReference(e.Tag), d.Digest)
+	}
+}
+
+func short(d ocispec.Descriptor) string {
+	s := d.Digest.String()
+	if len(s) > 19 {
+		return s[:19]
+	}
+	return s
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// countingStorage reports the bytes read from the source to a progress bar.
+type countingStorage struct {
+	content.ReadOnlyStorage
+	w io.Writer
+}
+
+func (s *countingStorage) Fetch(ctx context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
+	rc, err := s.ReadOnlyStorage.Fetch(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.TeeReader(rc, s.w), rc}, nil
+}
+
+// Main runs the command as the process and returns its exit code.
+func Main() int { return cli.Main(NewCommand) }

@@ -1,0 +1,98 @@
+// Package testscripts runs the scripts in this directory: each is a worked
+// example of the tool, run against real servers, and a test.
+package testscripts
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+
+	"github.com/containerdisk/kubectl-containerdisk/internal/testdisk"
+	"github.com/containerdisk/kubectl-containerdisk/internal/testregistry"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/build"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/dispatch"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/docs"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/gather"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/mirror"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/push"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/verify"
+)
+
+func TestMain(m *testing.M) {
+	os.Setenv("OTEL_TRACES_EXPORTER", "none")
+	sub := func(main func() int) func() {
+		return func() { os.Exit(main()) }
+	}
+	testscript.Main(m, map[string]func(){
+		"kubectl-containerdisk":        sub(dispatch.Main),
+		"kubectl-containerdisk-build":  sub(build.Main),
+		"kubectl-containerdisk-push":   sub(push.Main),
+		"kubectl-containerdisk-gather": sub(gather.Main),
+		"kubectl-containerdisk-verify": sub(verify.Main),
+		"kubectl-containerdisk-mirror": sub(mirror.Main),
+		"kubectl-containerdisk-docs":   sub(docs.Main),
+	})
+}
+
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{
+		Dir:                 ".",
+		RequireExplicitExec: true,
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			"registry": testregistry.ScriptCmd(),
+			"mkdisk":   mkdisk,
+		},
+		Setup: func(env *testscript.Env) error {
+			env.Setenv("OTEL_TRACES_EXPORTER", "none")
+			// The creation time of every image comes from here, so the
+			// digests in the scripts are the same on every run.
+			env.Setenv("SOURCE_DATE_EPOCH", "1714564800")
+			return nil
+		},
+	})
+}
+
+// mkdisk makes test disks:
+//
+//	mkdisk raw FILE SIZE         a raw disk with an MBR
+//	mkdisk qcow2 FILE SIZE       a qcow2 converted by qemu-img
+//	mkdisk overlay FILE BASE     a qcow2 whose backing file is BASE
+//
+// SIZE is in bytes or with a K or M suffix; each kind of disk gets content
+// that depends on FILE's name only, so builds are repeatable.
+func mkdisk(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 3 {
+		ts.Fatalf("usage: mkdisk raw|qcow2 FILE SIZE | mkdisk overlay FILE BASE")
+	}
+	path := ts.MkAbs(args[1])
+	seed := uint64(len(filepath.Base(path)))
+	var err error
+	switch args[0] {
+	case "raw":
+		err = testdisk.WriteRaw(path, parseSize(ts, args[2]), seed)
+	case "qcow2":
+		err = testdisk.WriteQCOW2(path, parseSize(ts, args[2]), seed, false)
+	case "overlay":
+		err = testdisk.WriteOverlay(path, ts.MkAbs(args[2]))
+	default:
+		err = fmt.Errorf("unknown disk kind %q", args[0])
+	}
+	ts.Check(err)
+}
+
+func parseSize(ts *testscript.TestScript, s string) int64 {
+	mult := int64(1)
+	switch s[len(s)-1] {
+	case 'K':
+		mult, s = 1<<10, s[:len(s)-1]
+	case 'M':
+		mult, s = 1<<20, s[:len(s)-1]
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	ts.Check(err)
+	return n * mult
+}
