@@ -3,8 +3,10 @@
 package testscripts
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -45,6 +47,7 @@ func TestScripts(t *testing.T) {
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"registry": testregistry.ScriptCmd(),
 			"mkdisk":   mkdisk,
+			"exits":    exits,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("OTEL_TRACES_EXPORTER", "none")
@@ -54,6 +57,30 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 	})
+}
+
+// exits runs a program like exec and checks its exit code:
+//
+//	exits CODE PROG [ARGS...]
+//
+// The program's stdout and stderr are kept for stdout and stderr checks.
+func exits(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 2 {
+		ts.Fatalf("usage: exits CODE PROG [ARGS...]")
+	}
+	want, err := strconv.Atoi(args[0])
+	ts.Check(err)
+	got := 0
+	if err := ts.Exec(args[1], args[2:]...); err != nil {
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) {
+			ts.Fatalf("running %s: %v", args[1], err)
+		}
+		got = exit.ExitCode()
+	}
+	if got != want {
+		ts.Fatalf("%s exited with %d, want %d", args[1], got, want)
+	}
 }
 
 // mkdisk makes test disks:

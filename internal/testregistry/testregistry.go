@@ -4,6 +4,9 @@
 // storage driver, served over plain HTTP on a random loopback port. Its
 // handler is wrapped in a counter, so a test can assert what a client asked
 // for, for example that a re-push uploaded nothing (see [Registry.Stats]).
+// [Options] add HTTPS with a certificate authority of its own, and basic
+// authentication through distribution's htpasswd access controller, for
+// tests of how clients verify and log in.
 //
 // Starting a registry changes process-wide state, which suits a test binary
 // but not a program: it sets OTEL_TRACES_EXPORTER=none when unset, and
@@ -13,10 +16,12 @@ package testregistry
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"os"
@@ -25,6 +30,9 @@ import (
 	"testing"
 
 	"github.com/distribution/distribution/v3/configuration"
+	// The htpasswd access controller registers itself with the registry
+	// of access controllers that handlers.NewApp looks "htpasswd" up in.
+	_ "github.com/distribution/distribution/v3/registry/auth/htpasswd"
 	"github.com/distribution/distribution/v3/registry/handlers"
 	// The filesystem driver registers itself with the driver factory that
 	// handlers.NewApp looks "filesystem" up in.
@@ -34,10 +42,14 @@ import (
 
 // Registry is a running in-process registry.
 type Registry struct {
-	// Host is the registry's address, "127.0.0.1:PORT"; it speaks plain HTTP.
+	// Host is the registry's address, "127.0.0.1:PORT". It speaks plain
+	// HTTP, or HTTPS with [Options].TLS.
 	Host string
 	// Dir is the absolute directory the registry stores blobs and manifests under.
 	Dir string
+	// CAFile is the PEM file, in Dir, of the certificate authority that
+	// signed the registry's certificate; empty when it speaks plain HTTP.
+	CAFile string
 
 	app    *handlers.App
 	server *http.Server
@@ -52,8 +64,8 @@ type Registry struct {
 	closeErr  error
 }
 
-// Start starts a registry storing under dir, which is created if missing.
-// Close stops it.
+// Start starts a plain HTTP registry without authentication, storing under
+// dir, which is created if missing. Close stops it.
 //
 // Start builds the registry with handlers.NewApp rather than
 // registry.NewRegistry, which would listen on a configured address, log every
@@ -69,6 +81,17 @@ type Registry struct {
 // its output discarded: the registry logs an error for every 404 it answers,
 // and clients provoke those by design (a blob HEAD before an upload).
 func Start(dir string) (*Registry, error) {
+	return StartWithOptions(dir, Options{})
+}
+
+// StartWithOptions starts a registry as Start does, configured by opts. The
+// files opts call for, the CA certificate and the htpasswd file, are written
+// in dir, outside the tree distribution stores under; a restart writes them
+// anew, with a new certificate authority.
+func StartWithOptions(dir string, opts Options) (*Registry, error) {
+	if err := opts.validate(); err != nil {
+		return nil, fmt.Errorf("starting test registry: %w", err)
+	}
 	if dir == "" {
 		return nil, errors.New("starting test registry: empty storage directory")
 	}
@@ -79,9 +102,13 @@ func Start(dir string) (*Registry, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("starting test registry: %w", err)
 	}
+	htpasswd, caFile, cert, err := setUp(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("starting test registry: %w", err)
+	}
 	quiet()
 
-	app, err := newApp(dir)
+	app, err := newApp(config(dir, htpasswd))
 	if err != nil {
 		return nil, fmt.Errorf("starting test registry in %s: %w", dir, err)
 	}
@@ -92,21 +119,41 @@ func Start(dir string) (*Registry, error) {
 	r := &Registry{
 		Host:   ln.Addr().String(),
 		Dir:    dir,
+		CAFile: caFile,
 		app:    app,
 		served: make(chan error, 1),
 	}
 	r.server = &http.Server{
-		Handler: r.track(r.count(app)),
+		Handler:  r.track(r.count(app)),
+		ErrorLog: log.New(handshakeFilter{os.Stderr}, "", log.LstdFlags),
 	}
-	go func() { r.served <- r.server.Serve(ln) }()
+	if !opts.TLS {
+		go func() { r.served <- r.server.Serve(ln) }()
+		return r, nil
+	}
+	// ServeTLS, unlike a tls.NewListener, also sets up HTTP/2, as real
+	// registries have it.
+	r.server.TLSConfig = &tls.Config{
+		Certificates: []tls.Certificate{cert},
+		MinVersion:   tls.VersionTLS12,
+	}
+	go func() { r.served <- r.server.ServeTLS(ln, "", "") }()
 	return r, nil
 }
 
-// New starts a registry for t, storing in t.TempDir(), and closes it when
-// t's test ends. It fails t if the registry does not start or stop cleanly.
+// New starts a plain HTTP registry without authentication for t, as
+// NewWithOptions does.
 func New(t testing.TB) *Registry {
 	t.Helper()
-	r, err := Start(t.TempDir())
+	return NewWithOptions(t, Options{})
+}
+
+// NewWithOptions starts a registry configured by opts for t, storing in
+// t.TempDir(), and closes it when t's test ends. It fails t if the registry
+// does not start or stop cleanly.
+func NewWithOptions(t testing.TB, opts Options) *Registry {
+	t.Helper()
+	r, err := StartWithOptions(t.TempDir(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,17 +210,18 @@ func (r *Registry) track(next http.Handler) http.Handler {
 
 // newApp builds distribution's handler, turning its panics on bad
 // configuration into an error.
-func newApp(dir string) (app *handlers.App, err error) {
+func newApp(c *configuration.Configuration) (app *handlers.App, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("configuring distribution: %v", p)
 		}
 	}()
-	return handlers.NewApp(context.Background(), config(dir)), nil
+	return handlers.NewApp(context.Background(), c), nil
 }
 
-// config is distribution's configuration for a registry storing under dir.
-func config(dir string) *configuration.Configuration {
+// config is distribution's configuration for a registry storing under dir,
+// asking for the users of the htpasswd file unless it is "".
+func config(dir, htpasswd string) *configuration.Configuration {
 	c := &configuration.Configuration{
 		Storage: configuration.Storage{
 			"filesystem": configuration.Parameters{"rootdirectory": dir},
@@ -188,6 +236,11 @@ func config(dir string) *configuration.Configuration {
 	// Without a secret, distribution makes one up and logs a warning about it.
 	c.HTTP.Secret = rand.Text()
 	c.Health.StorageDriver.Enabled = false
+	if htpasswd != "" {
+		c.Auth = configuration.Auth{
+			"htpasswd": configuration.Parameters{"realm": authRealm, "path": htpasswd},
+		}
+	}
 	return c
 }
 

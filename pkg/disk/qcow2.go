@@ -599,7 +599,7 @@ func (q *qcow2Image) checkL2Table(l1Index, tableOff uint64, l2 []byte) error {
 			return q.corrupt("%s points to a data cluster at %#x, which is not a cluster-aligned offset past the header", where(), host)
 		}
 		if need > 0 && !q.inFile(host, need) {
-			return q.truncatedf("%s points to a data cluster whose %d bytes of data span offsets %#x to %#x, but the file ends at %#x", where(), need, host, host+need, q.size)
+			return q.truncatedf("%s points to a data cluster whose %d bytes of data span offsets %#x to %#x, but the file ends at %#x (%d bytes)", where(), need, host, host+need, q.size, q.size)
 		}
 	}
 	return nil

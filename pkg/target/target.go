@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content/oci"
 	"oras.land/oras-go/v2/registry"
@@ -161,6 +162,22 @@ func Open(ctx context.Context, ref Reference, opts RemoteOptions) (oras.GraphTar
 		return OpenLayout(ctx, ref.Path)
 	}
 	return OpenRepository(ref, opts)
+}
+
+// OpenSource opens the reference for reading. Unlike Open, it never
+// creates a layout directory: a missing one is an error that says so.
+func OpenSource(ctx context.Context, ref Reference, opts RemoteOptions) (oras.ReadOnlyGraphTarget, error) {
+	if ref.Kind == KindRegistry {
+		return OpenRepository(ref, opts)
+	}
+	if _, err := os.Stat(filepath.Join(ref.Path, ocispec.ImageLayoutFile)); err != nil {
+		return nil, fmt.Errorf("opening %s: %q is not an OCI image layout (no %s file): expected a directory written by 'kubectl containerdisk build'", ref, ref.Path, ocispec.ImageLayoutFile)
+	}
+	s, err := oci.NewFromFS(ctx, os.DirFS(ref.Path))
+	if err != nil {
+		return nil, fmt.Errorf("opening OCI layout %q: %w", ref.Path, err)
+	}
+	return s, nil
 }
 
 // OpenLayout opens or creates the OCI image layout directory dir.

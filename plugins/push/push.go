@@ -149,7 +149,7 @@ func runPush(ctx context.Context, streams cli.Streams, opts *pushOptions, args [
 
 	status := option.NewStatus(streams.ErrOut, opts.Quiet)
 	enc := pipeline.NewEncoder(streams.Out)
-	failed := 0
+	var failed []string
 	for _, it := range items {
 		rec, err := pushOne(ctx, streams, opts, status, it, dst)
 		if err != nil && len(args) > 0 {
@@ -158,7 +158,7 @@ func runPush(ctx context.Context, streams cli.Streams, opts *pushOptions, args [
 			return err
 		}
 		if err != nil {
-			failed++
+			failed = append(failed, fmt.Sprintf("%s: %v", it.src, err))
 			rec.Error = err.Error()
 			fmt.Fprintf(streams.ErrOut, "Error: pushing %s: %v\n", it.src, err)
 			if ctx.Err() != nil {
@@ -173,7 +173,7 @@ func runPush(ctx context.Context, streams cli.Streams, opts *pushOptions, args [
 			fmt.Fprintf(streams.Out, "%s %s\n", rec.Reference, rec.Digest)
 		}
 	}
-	if failed > 0 {
+	if len(failed) > 0 {
 		return &cli.PartialError{Failed: failed, Total: len(items)}
 	}
 	return nil
@@ -181,7 +181,7 @@ func runPush(ctx context.Context, streams cli.Streams, opts *pushOptions, args [
 
 func pushOne(ctx context.Context, streams cli.Streams, opts *pushOptions, status *option.Status, it item, dstRepo target.Reference) (pipeline.Record, error) {
 	rec := it.rec
-	src, err := target.Open(ctx, it.src, opts.Remote.Options())
+	src, err := target.OpenSource(ctx, it.src, opts.Remote.Options())
 	if err != nil {
 		return rec, err
 	}

@@ -69,11 +69,15 @@ func Usagef(format string, args ...any) error {
 	return &UsageError{Err: fmt.Errorf(format, args...)}
 }
 
-// PartialError reports that some items failed; each was reported already.
-type PartialError struct{ Failed, Total int }
+// PartialError reports that some items failed while the others were done.
+type PartialError struct {
+	// Failed says what failed and why, one entry per item.
+	Failed []string
+	Total  int
+}
 
 func (e *PartialError) Error() string {
-	return fmt.Sprintf("%d of %d items failed", e.Failed, e.Total)
+	return fmt.Sprintf("%d of %d items failed:\n  %s", len(e.Failed), e.Total, strings.Join(e.Failed, "\n  "))
 }
 
 // ExitCode maps an error to the exit code the commands document.
