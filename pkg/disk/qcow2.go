@@ -29,20 +29,28 @@ const (
 	maxSnapshots         = 65536
 	maxBackingFileSize   = 1023
 
-	incompatDirty        = 1 << 0
-	incompatCorrupt      = 1 << 1
-	incompatDataFile     = 1 << 2
-	incompatCompression  = 1 << 3
-	incompatExtendedL2   = 1 << 4
-	incompatKnown        = incompatDirty | incompatCorrupt | incompatDataFile | incompatCompression | incompatExtendedL2
-	compressionZlib      = 0
-	compressionZstd      = 1
-	extEnd               = 0x00000000
-	extBackingFormat     = 0xe2792aca
-	extFeatureNames      = 0x6803f857
-	extDataFile          = 0x44415441
-	featureNameEntryLen  = 48
-	snapshotHeaderLen    = 40
+	// Incompatible feature bits; an image with any other bit set must not
+	// be opened.
+	incompatDirty       = 1 << 0
+	incompatCorrupt     = 1 << 1
+	incompatDataFile    = 1 << 2
+	incompatCompression = 1 << 3
+	incompatExtendedL2  = 1 << 4
+	incompatKnown       = incompatDirty | incompatCorrupt | incompatDataFile | incompatCompression | incompatExtendedL2
+
+	compressionZlib = 0
+	compressionZstd = 1
+
+	// Header extension types.
+	extEnd           = 0x00000000
+	extBackingFormat = 0xe2792aca
+	extFeatureNames  = 0x6803f857
+	extDataFile      = 0x44415441
+
+	featureNameEntryLen = 48
+	snapshotHeaderLen   = 40
+
+	// Table entry layouts.
 	l1ReservedMask       = 0x7f000000000001ff
 	tableOffsetMask      = 0x00fffffffffffe00
 	refcountReservedMask = 0x1ff
