@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -71,6 +72,11 @@ func Parse(s string) (Reference, error) {
 	}
 	if strings.Contains(s, "://") {
 		return Reference{}, &InvalidReferenceError{Input: s, Reason: "a reference has no URL scheme"}
+	}
+	// Without a slash, oras-go would only say "missing registry or
+	// repository" of a short name such as "fedora:41".
+	if !strings.Contains(s, "/") {
+		return Reference{}, &InvalidReferenceError{Input: s, Reason: `it has no "/": a registry reference is a registry host, "/" and a repository (host[:port]/repository), and short names are not looked up on a default registry`}
 	}
 	r, err := registry.ParseReference(s)
 	if err != nil {
@@ -235,7 +241,7 @@ func newClient(opts RemoteOptions) (*auth.Client, error) {
 		}
 		transport.TLSClientConfig = cfg
 	}
-	var store credentials.Store
+	var store *credentials.DynamicStore
 	var err error
 	storeOpts := credentials.StoreOptions{DetectDefaultNativeStore: true}
 	if opts.RegistryConfig != "" {
@@ -249,12 +255,62 @@ func newClient(opts RemoteOptions) (*auth.Client, error) {
 	client := &auth.Client{
 		Client:     &http.Client{Transport: retry.NewTransport(transport)},
 		Cache:      auth.NewCache(),
-		Credential: credentials.Credential(store),
+		Credential: credential(store),
 	}
 	if opts.UserAgent != "" {
 		client.SetUserAgent(opts.UserAgent)
 	}
 	return client, nil
+}
+
+// credential looks a registry's credentials up in store, with errors that
+// keep them secret.
+func credential(store *credentials.DynamicStore) auth.CredentialFunc {
+	get := credentials.Credential(store)
+	return func(ctx context.Context, hostport string) (auth.Credential, error) {
+		cred, err := get(ctx, hostport)
+		if err == nil {
+			return cred, nil
+		}
+		e := &credentialError{host: hostport, config: store.ConfigPath(), err: err}
+		if isConfigFormat(err) {
+			e.err = nil
+		}
+		return auth.EmptyCredential, e
+	}
+}
+
+// credentialError reports credentials that could not be read for a
+// registry. A malformed entry in the config file is reported without
+// oras-go's error, which quotes the decoded "auth" value, a secret, when it
+// has no colon (as when it holds a bare token).
+type credentialError struct {
+	host, config string
+	// err is nil for a malformed entry.
+	err error
+}
+
+func (e *credentialError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf(`reading the credentials for %s from %s: its "auths" entry for the host is malformed; expected "auth" to be base64 of "user:password", as "docker login %s" writes it`, e.host, e.config, e.host)
+	}
+	return fmt.Sprintf("reading the credentials for %s from %s: %v", e.host, e.config, e.err)
+}
+
+func (e *credentialError) Unwrap() error { return e.err }
+
+// configFormatText is the text of oras-go's ErrInvalidConfigFormat, which
+// lives in an internal package that errors.Is cannot name. Should it change,
+// TestCredentials sees the secret in the error.
+const configFormatText = "invalid config format"
+
+func isConfigFormat(err error) bool {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if err.Error() == configFormatText {
+			return true
+		}
+	}
+	return false
 }
 
 func isLoopback(host string) bool {

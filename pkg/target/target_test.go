@@ -1,0 +1,330 @@
+package target_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/containerdisk/kubectl-containerdisk/internal/testregistry"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+)
+
+const digest = "sha256:4355a46b19d348dc2f57c046f8ef63d4538ebb936000f3c9ee954a27460dd865"
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		in   string
+		want target.Reference
+	}{
+		{"localhost:5000/a/b:tag", target.Reference{Kind: target.KindRegistry, Registry: "localhost:5000", Repository: "a/b", Reference: "tag"}},
+		{"127.0.0.1:5000/x@" + digest, target.Reference{Kind: target.KindRegistry, Registry: "127.0.0.1:5000", Repository: "x", Reference: digest}},
+		{"registry.example.com/containerdisks/fedora:41", target.Reference{Kind: target.KindRegistry, Registry: "registry.example.com", Repository: "containerdisks/fedora", Reference: "41"}},
+		{"localhost/fedora", target.Reference{Kind: target.KindRegistry, Registry: "localhost", Repository: "fedora"}},
+		{"oci:dir", target.Reference{Kind: target.KindLayout, Path: "dir"}},
+		{"oci:dir:tag", target.Reference{Kind: target.KindLayout, Path: "dir", Reference: "tag"}},
+		{"oci:./a/b:tag", target.Reference{Kind: target.KindLayout, Path: "./a/b", Reference: "tag"}},
+		{"oci:/abs/dir@" + digest, target.Reference{Kind: target.KindLayout, Path: "/abs/dir", Reference: digest}},
+		// A colon before a slash belongs to the path, not to a tag.
+		{"oci:a:b/c", target.Reference{Kind: target.KindLayout, Path: "a:b/c"}},
+	}
+	for _, tt := range tests {
+		got, err := target.Parse(tt.in)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.in, err)
+			continue
+		}
+		if got != tt.want {
+			t.Errorf("Parse(%q) = %+v, want %+v", tt.in, got, tt.want)
+		}
+		if s := got.String(); s != tt.in {
+			t.Errorf("Parse(%q).String() = %q, want the input back", tt.in, s)
+		}
+	}
+}
+
+func TestParseInvalid(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // in the reason
+	}{
+		{"", "it is empty"},
+		{"https://r/x", "no URL scheme"},
+		{"Registry.Example.com/UPPER:1", `invalid repository "UPPER"`},
+		// Short names are refused, not completed to docker.io.
+		{"fedora:41", `it has no "/": a registry reference is a registry host, "/" and a repository`},
+		{"localhost:5000", `it has no "/"`},
+		{"fedora/x:41", `"fedora" is not a registry host`},
+		{"oci:", "the layout directory is empty"},
+		{"oci::tag", "the layout directory is empty"},
+		{"oci:dir:bad tag", `"bad tag" is not a valid tag`},
+		{"oci:dir@sha256:zz", `"sha256:zz" is not a digest`},
+	}
+	for _, tt := range tests {
+		ref, err := target.Parse(tt.in)
+		var ierr *target.InvalidReferenceError
+		if !errors.As(err, &ierr) {
+			t.Errorf("Parse(%q) = %+v, %v; want an *InvalidReferenceError", tt.in, ref, err)
+			continue
+		}
+		if ierr.Input != tt.in || !strings.Contains(ierr.Reason, tt.want) {
+			t.Errorf("Parse(%q): input %q, reason %q; want the input and a reason saying %q", tt.in, ierr.Input, ierr.Reason, tt.want)
+		}
+		// Every refusal shows what a good reference looks like.
+		if msg := err.Error(); !strings.Contains(msg, "registry.example.com/containerdisks/fedora:41") || !strings.Contains(msg, "oci:./layout:41") {
+			t.Errorf("Parse(%q): error %q gives no example", tt.in, msg)
+		}
+	}
+}
+
+// roundTrip pushes a blob and an image manifest holding it to repo, tags the
+// manifest and resolves the tag: a write and a read of each kind.
+func roundTrip(ctx context.Context, repo *remote.Repository) error {
+	layer, err := oras.PushBytes(ctx, repo, ocispec.MediaTypeImageLayer, []byte("containerdisk"))
+	if err != nil {
+		return err
+	}
+	root, err := oras.PackManifest(ctx, repo, oras.PackManifestVersion1_1, "application/vnd.example.test", oras.PackManifestOptions{
+		Layers:              []ocispec.Descriptor{layer},
+		ManifestAnnotations: map[string]string{ocispec.AnnotationCreated: "2000-01-01T00:00:00Z"},
+	})
+	if err != nil {
+		return err
+	}
+	if err := repo.Tag(ctx, root, "v1"); err != nil {
+		return err
+	}
+	got, err := repo.Resolve(ctx, "v1")
+	if err != nil {
+		return err
+	}
+	if got.Digest != root.Digest {
+		return fmt.Errorf("v1 resolves to %s, want %s", got.Digest, root.Digest)
+	}
+	return nil
+}
+
+// remoteCase is one way of opening a repository of a test registry and the
+// outcome expected of OpenRepository (openErr) or of a round trip (err).
+// An empty openErr and err ask for success.
+type remoteCase struct {
+	name string
+	// host replaces the registry's own "127.0.0.1:PORT" when set.
+	host    string
+	opts    target.RemoteOptions
+	openErr string
+	err     func(error) bool
+	// errDoc says what err looks for, for the failure message.
+	errDoc string
+	// unreached asks that no request reach the registry's handler, as when
+	// the TLS handshake fails.
+	unreached bool
+}
+
+// run opens a new repository of r for each case and checks the outcome.
+// Every error must be free of each secret.
+func run(t *testing.T, r *testregistry.Registry, tests []remoteCase, secrets ...string) {
+	t.Helper()
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			host := r.Host
+			if tt.host != "" {
+				host = tt.host
+			}
+			ref, err := target.Parse(fmt.Sprintf("%s/case%d:v1", host, i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.ResetStats()
+			repo, err := target.OpenRepository(ref, tt.opts)
+			if err == nil {
+				err = roundTrip(t.Context(), repo)
+			} else if tt.openErr == "" {
+				t.Fatalf("OpenRepository: %v", err)
+			}
+			if err != nil {
+				t.Logf("error: %v", err)
+				for _, s := range secrets {
+					if strings.Contains(err.Error(), s) {
+						t.Errorf("error %q shows the secret %q", err, s)
+					}
+				}
+			}
+			switch {
+			case tt.openErr != "":
+				if err == nil || !strings.Contains(err.Error(), tt.openErr) {
+					t.Errorf("OpenRepository: %v, want an error saying %q", err, tt.openErr)
+				}
+			case tt.err != nil:
+				if err == nil || !tt.err(err) {
+					t.Errorf("round trip: %v, want %s", err, tt.errDoc)
+				}
+			case err != nil:
+				t.Errorf("round trip: %v", err)
+			}
+			if got := r.Stats(); tt.unreached && got != (testregistry.Stats{}) {
+				t.Errorf("the registry was asked:\n%s", got)
+			}
+		})
+	}
+}
+
+func contains(s string) func(error) bool {
+	return func(err error) bool { return strings.Contains(err.Error(), s) }
+}
+
+// status matches the error of a registry's answer with the status code.
+func status(code int) func(error) bool {
+	return func(err error) bool {
+		var resp *errcode.ErrorResponse
+		return errors.As(err, &resp) && resp.StatusCode == code
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestPlainHTTP(t *testing.T) {
+	r := testregistry.New(t)
+	_, port, _ := strings.Cut(r.Host, ":")
+	run(t, r, []remoteCase{
+		{name: "loopback default", opts: target.RemoteOptions{}},
+		{name: "localhost is loopback", host: "localhost:" + port, opts: target.RemoteOptions{}},
+		{name: "plain HTTP asked for", opts: target.RemoteOptions{PlainHTTP: ptr(true)}},
+		{
+			name:      "HTTPS asked for",
+			opts:      target.RemoteOptions{PlainHTTP: ptr(false)},
+			err:       contains("server gave HTTP response to HTTPS client"),
+			errDoc:    "an HTTP answer to an HTTPS client",
+			unreached: true,
+		},
+		{
+			// Verification has nothing to skip when HTTPS is not spoken.
+			name: "insecure is still plain HTTP",
+			opts: target.RemoteOptions{Insecure: true},
+		},
+	})
+}
+
+func TestTLS(t *testing.T) {
+	r := testregistry.NewWithOptions(t, testregistry.Options{TLS: true})
+	notPEM := filepath.Join(t.TempDir(), "ca.der")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(t.TempDir(), "missing.crt")
+	https := ptr(false)
+
+	run(t, r, []remoteCase{
+		{
+			name:      "system roots only",
+			opts:      target.RemoteOptions{PlainHTTP: https},
+			err:       contains("x509: certificate signed by unknown authority"),
+			errDoc:    "an unknown authority error",
+			unreached: true,
+		},
+		{name: "CA file", opts: target.RemoteOptions{PlainHTTP: https, CAFile: r.CAFile}},
+		{name: "insecure", opts: target.RemoteOptions{PlainHTTP: https, Insecure: true}},
+		{name: "insecure and CA file", opts: target.RemoteOptions{PlainHTTP: https, Insecure: true, CAFile: r.CAFile}},
+		{
+			// Loopback hosts default to plain HTTP: a TLS registry on one
+			// needs PlainHTTP set to false.
+			name:      "loopback default with CA file",
+			opts:      target.RemoteOptions{CAFile: r.CAFile},
+			err:       status(http.StatusBadRequest),
+			errDoc:    "the 400 a TLS server answers plain HTTP with",
+			unreached: true,
+		},
+		{
+			name:    "CA file not PEM",
+			opts:    target.RemoteOptions{PlainHTTP: https, CAFile: notPEM},
+			openErr: fmt.Sprintf("reading CA file %q: no PEM certificate found", notPEM),
+		},
+		{
+			name:    "CA file missing",
+			opts:    target.RemoteOptions{PlainHTTP: https, CAFile: missing},
+			openErr: "reading CA file: open " + missing + ": no such file or directory",
+		},
+	})
+}
+
+// dockerConfig writes a Docker config file with content and returns its
+// path.
+func dockerConfig(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "config.json")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// auths is a Docker config file's content with one "auths" entry.
+func auths(host, auth string) string {
+	return fmt.Sprintf(`{"auths": {%q: {"auth": %q}}}`, host, auth)
+}
+
+func basic(user, password string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+}
+
+func TestCredentials(t *testing.T) {
+	const user, password = "alice", "s3cret-pa55w0rd"
+	r := testregistry.NewWithOptions(t, testregistry.Options{TLS: true, Username: user, Password: password})
+	opts := func(config string) target.RemoteOptions {
+		return target.RemoteOptions{PlainHTTP: ptr(false), CAFile: r.CAFile, RegistryConfig: config}
+	}
+	// The credential of a token login: base64 of the token alone, without
+	// the "user:" docker puts in front of a password.
+	token := base64.StdEncoding.EncodeToString([]byte(password))
+	malformed := dockerConfig(t, auths(r.Host, token))
+	helper := dockerConfig(t, fmt.Sprintf(`{"credHelpers": {%q: "containerdisk-test-missing"}}`, r.Host))
+
+	run(t, r, []remoteCase{
+		{name: "config file", opts: opts(dockerConfig(t, auths(r.Host, basic(user, password))))},
+		{
+			// An entry for another host keeps the store from looking for
+			// the platform's credential helper, as it does for a config
+			// with no credentials at all.
+			name:   "no entry for the host",
+			opts:   opts(dockerConfig(t, auths("registry.example.com", basic(user, password)))),
+			err:    func(err error) bool { return errors.Is(err, auth.ErrBasicCredentialNotFound) },
+			errDoc: auth.ErrBasicCredentialNotFound.Error(),
+		},
+		{
+			name:   "wrong password",
+			opts:   opts(dockerConfig(t, auths(r.Host, basic(user, "wrong-"+password)))),
+			err:    status(http.StatusUnauthorized),
+			errDoc: "a 401",
+		},
+		{
+			name:   "wrong user",
+			opts:   opts(dockerConfig(t, auths(r.Host, basic("mallory", password)))),
+			err:    status(http.StatusUnauthorized),
+			errDoc: "a 401",
+		},
+		{
+			// oras-go's own error quotes the decoded token.
+			name:   "token without user",
+			opts:   opts(malformed),
+			err:    contains(fmt.Sprintf(`reading the credentials for %s from %s: its "auths" entry for the host is malformed`, r.Host, malformed)),
+			errDoc: "an error naming the host and the file",
+		},
+		{
+			// Other errors of the store keep their cause.
+			name:   "missing credential helper",
+			opts:   opts(helper),
+			err:    contains(fmt.Sprintf(`reading the credentials for %s from %s: exec: "docker-credential-containerdisk-test-missing"`, r.Host, helper)),
+			errDoc: "the helper's error",
+		},
+	}, password, basic(user, password), token)
+}
