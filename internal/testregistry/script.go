@@ -3,18 +3,23 @@ package testregistry
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/rogpeppe/go-internal/testscript"
 )
 
 // scriptUsage is the usage message of the registry script command.
-const scriptUsage = "usage: registry [stats|reset]"
+const scriptUsage = "usage: registry [-tls] [-auth USER:PASSWORD] | registry stats|reset"
 
 // ScriptCmd returns the testscript command `registry`, for Params.Cmds:
 //
 //	registry        start a registry storing under $WORK/.registry, set
 //	                $REGISTRY to its host and stop it when the script ends
+//	registry -tls   the same over HTTPS with a new CA, whose certificate
+//	                file is in $REGISTRY_CA
+//	registry -auth USER:PASSWORD
+//	                the same, asking for that login
 //	registry stats  print its Stats to stdout, lines "key value"
 //	                (see [Stats.String]), e.g. "blob-bytes-in 0"
 //	registry reset  set its Stats to zero
@@ -34,15 +39,30 @@ func ScriptCmd() func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg {
 			ts.Fatalf("registry cannot be negated with !; %s", scriptUsage)
 		}
-		if len(args) > 1 {
+		var opts Options
+		starting := len(args) == 0
+		for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+			starting = true
+			switch {
+			case args[0] == "-tls":
+				opts.TLS = true
+				args = args[1:]
+			case args[0] == "-auth" && len(args) > 1 && strings.Contains(args[1], ":"):
+				opts.Username, opts.Password, _ = strings.Cut(args[1], ":")
+				args = args[2:]
+			default:
+				ts.Fatalf("%s", scriptUsage)
+			}
+		}
+		if (starting && len(args) > 0) || len(args) > 1 {
 			ts.Fatalf("%s", scriptUsage)
 		}
 		r := running(ts)
-		if len(args) == 0 {
+		if starting {
 			if r != nil {
 				ts.Fatalf("registry already running at %s", r.Host)
 			}
-			r, err := Start(filepath.Join(ts.Getenv("WORK"), ".registry"))
+			r, err := StartWithOptions(filepath.Join(ts.Getenv("WORK"), ".registry"), opts)
 			ts.Check(err)
 			mu.Lock()
 			regs[ts] = r
@@ -58,6 +78,7 @@ func ScriptCmd() func(ts *testscript.TestScript, neg bool, args []string) {
 				}
 			})
 			ts.Setenv("REGISTRY", r.Host)
+			ts.Setenv("REGISTRY_CA", r.CAFile)
 			return
 		}
 		if r == nil {

@@ -160,7 +160,7 @@ func runPush(ctx context.Context, streams cli.Streams, opts *pushOptions, args [
 		if err != nil {
 			failed = append(failed, fmt.Sprintf("%s: %v", it.src, err))
 			rec.Error = err.Error()
-			fmt.Fprintf(streams.ErrOut, "Error: pushing %s: %v\n", it.src, err)
+			fmt.Fprintf(streams.ErrOut, "Error: pushing %s: %s\n", it.src, cli.Explain(err))
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}

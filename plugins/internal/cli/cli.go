@@ -146,7 +146,7 @@ func Run(ctx context.Context, streams Streams, name string, args []string, newCm
 	if err == nil {
 		return ExitOK
 	}
-	fmt.Fprintf(streams.ErrOut, "Error: %v\n", err)
+	fmt.Fprintf(streams.ErrOut, "Error: %s\n", Explain(err))
 	return ExitCode(err)
 }
 
