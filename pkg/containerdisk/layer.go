@@ -70,7 +70,12 @@ func writeLayer(ctx context.Context, d Disk, name string, c Compression, dir str
 	blobHash := sha256.New()
 	counter := &countWriter{}
 	buffered := bufio.NewWriterSize(out, copyBufferSize)
-	compressed := io.MultiWriter(buffered, blobHash, counter)
+	// Uncompressed, the blob is the tar: its digest is the diff ID, and a
+	// third hash over the whole disk would be wasted.
+	var compressed io.Writer = io.MultiWriter(buffered, blobHash, counter)
+	if c == CompressionNone {
+		compressed = io.MultiWriter(buffered, counter)
+	}
 	zw, err := newCompressor(compressed, c)
 	if err != nil {
 		return nil, err
@@ -119,6 +124,9 @@ func writeLayer(ctx context.Context, d Disk, name string, c Compression, dir str
 	}
 	l.diffID = digest.NewDigestFromBytes(digest.SHA256, diffHash.Sum(nil))
 	l.digest = digest.NewDigestFromBytes(digest.SHA256, blobHash.Sum(nil))
+	if c == CompressionNone {
+		l.digest = l.diffID
+	}
 	l.size = counter.n
 	ok = true
 	return l, nil

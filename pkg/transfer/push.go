@@ -81,15 +81,10 @@ func (r Report) UpToDate() bool {
 	return r.Uploaded == 0 && r.Mounted == 0 && len(r.Tagged) == 0
 }
 
-// Destination is where Push writes.
-type Destination interface {
-	oras.Target
-}
-
 // Push copies the graph rooted at root from src to dst and then writes the
 // tags. When every tag already points at root, only the tags are resolved:
 // no blob is looked at.
-func Push(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descriptor, dst Destination, opts Options) (Report, error) {
+func Push(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descriptor, dst oras.Target, opts Options) (Report, error) {
 	rep := Report{Root: root, DryRun: opts.DryRun}
 	var mu sync.Mutex
 	emit := func(e Event) {
@@ -173,7 +168,7 @@ func Push(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descrip
 
 // tagRoot tags with the manifest bytes at hand: a registry then takes one
 // PUT, where a plain Tag would fetch the manifest back first.
-func tagRoot(ctx context.Context, src content.ReadOnlyStorage, dst Destination, root ocispec.Descriptor, tag string) error {
+func tagRoot(ctx context.Context, src content.ReadOnlyStorage, dst oras.Target, root ocispec.Descriptor, tag string) error {
 	if rp, ok := dst.(registry.ReferencePusher); ok {
 		b, err := content.FetchAll(ctx, src, root)
 		if err != nil {
@@ -185,7 +180,7 @@ func tagRoot(ctx context.Context, src content.ReadOnlyStorage, dst Destination, 
 }
 
 // plan walks the graph as CopyGraph would and reports what is missing.
-func plan(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descriptor, dst Destination, emit func(Event)) error {
+func plan(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descriptor, dst oras.Target, emit func(Event)) error {
 	seen := map[string]bool{}
 	var walk func(d ocispec.Descriptor) error
 	walk = func(d ocispec.Descriptor) error {
