@@ -154,7 +154,7 @@ run() {
 		# A fresh layout each time: build skips blobs a layout already has.
 		rm -rf "$work/layout-$comp"; mkdir -p "$work/tmp"
 		timed "$t" "$ours_build" -q --compression "$comp" --disk amd64="$disk" --temp-dir "$work/tmp" "oci:$work/layout-$comp:1"
-		timed "$t" "$ours_push" -q "oci:$work/layout-$comp:1" "$host/$repo:1"
+		timed "$t" "$ours_push" -q --dry-run=false "oci:$work/layout-$comp:1" "$host/$repo:1"
 		# oras pushes the very gzip layer our build made.
 		if [ "$comp" = gzip ] && [ ! -e "$work/oras/layer.tar.gz" ]; then
 			mkdir -p "$work/oras"; cp "$(layer_of "$work/layout-gzip")" "$work/oras/layer.tar.gz"

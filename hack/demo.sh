@@ -31,10 +31,10 @@ registry=$(cat "$work/registry.host")
 echo "registry at $registry" >&2
 
 step "kubectl containerdisk push: the unique tag first, the moving tag 1.0 last"
-kubectl containerdisk push --tag 1.0-2405011200 --to "$registry/containerdisks/demo" < "$work/build.json"
+kubectl containerdisk push --dry-run=false --tag 1.0-2405011200 --to "$registry/containerdisks/demo" < "$work/build.json"
 
 step "Pushing again: everything is in place, nothing is sent"
-kubectl containerdisk push --tag 1.0-2405011200 --to "$registry/containerdisks/demo" < "$work/build.json"
+kubectl containerdisk push --dry-run=false --tag 1.0-2405011200 --to "$registry/containerdisks/demo" < "$work/build.json"
 
 step "What the registry has, as skopeo sees it"
 skopeo inspect --tls-verify=false --raw "docker://$registry/containerdisks/demo:1.0"

@@ -98,16 +98,16 @@ func (r Release) Key() string { return r.Name + ":" + r.Version }
 // Metadata describes an image for its users and for verification.
 type Metadata struct {
 	// Description is one sentence about the image.
-	Description string `json:"description,omitempty"`
+	Description string `json:"description,omitempty" yaml:"description"`
 	// DefaultUser is the login user cloud-init configures.
-	DefaultUser string `json:"defaultUser,omitempty"`
+	DefaultUser string `json:"defaultUser,omitempty" yaml:"defaultUser"`
 	// Instancetype and Preference are KubeVirt's defaults for the image.
-	Instancetype string `json:"instancetype,omitempty"`
-	Preference   string `json:"preference,omitempty"`
+	Instancetype string `json:"instancetype,omitempty" yaml:"instancetype"`
+	Preference   string `json:"preference,omitempty" yaml:"preference"`
 	// UserData is an example cloud-init user-data.
-	UserData string `json:"userData,omitempty"`
+	UserData string `json:"userData,omitempty" yaml:"userData"`
 	// EFI says the image boots only with UEFI.
-	EFI bool `json:"efi,omitempty"`
+	EFI bool `json:"efi,omitempty" yaml:"efi"`
 }
 
 // DefaultUserData is the example user-data of images whose distribution

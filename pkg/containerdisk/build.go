@@ -32,6 +32,11 @@ type Disk struct {
 	Name string
 	// Checksum, when set, is the upstream checksum the file must match.
 	Checksum Checksum
+	// Verified says that Checksum was already checked, for instance while
+	// the file was downloaded (and then perhaps decompressed, so that the
+	// checksum is of the compressed file): it is recorded in the image as
+	// given, and the file is not hashed again.
+	Verified bool
 }
 
 // Options configures a build.

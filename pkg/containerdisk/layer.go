@@ -96,6 +96,9 @@ func writeLayer(ctx context.Context, d Disk, name string, c Compression, dir str
 		return nil, err
 	}
 	var src io.Reader = io.TeeReader(ctxReader{ctx, in}, inHash)
+	if d.Verified {
+		src = ctxReader{ctx, in}
+	}
 	if progress != nil {
 		src = io.TeeReader(src, progress)
 	}
@@ -119,6 +122,9 @@ func writeLayer(ctx context.Context, d Disk, name string, c Compression, dir str
 		return nil, fmt.Errorf("writing temporary layer file: %w", err)
 	}
 	l.checksum = Checksum{Algorithm: alg, Hex: fmt.Sprintf("%x", inHash.Sum(nil))}
+	if d.Verified && !d.Checksum.IsZero() {
+		l.checksum = d.Checksum
+	}
 	if !d.Checksum.IsZero() && d.Checksum != l.checksum {
 		return nil, &ChecksumMismatchError{Path: d.Path, Expected: d.Checksum, Actual: l.checksum}
 	}

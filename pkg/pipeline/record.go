@@ -27,6 +27,9 @@ type Record struct {
 	Version string `json:"version,omitempty"`
 	// Tags are further tags to publish the image under, unique tags first.
 	Tags []string `json:"tags,omitempty"`
+	// Latest says the image is also published as "latest", after its
+	// moving tag.
+	Latest bool `json:"latest,omitempty"`
 	// Images lists the per-architecture images.
 	Images []Image `json:"images,omitempty"`
 	// Push is set by push.

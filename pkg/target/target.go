@@ -336,3 +336,16 @@ func AbsLayoutPath(ref Reference) Reference {
 	}
 	return ref
 }
+
+// Join returns the repository (or layout directory) name below r, without a
+// tag: "host/containerdisks" joined with "fedora" is "host/containerdisks/fedora",
+// "oci:DIR" is "oci:DIR/fedora".
+func (r Reference) Join(name string) Reference {
+	if r.Kind == KindLayout {
+		r.Path = strings.TrimSuffix(r.Path, "/") + "/" + name
+	} else {
+		r.Repository = strings.TrimSuffix(r.Repository, "/") + "/" + name
+	}
+	r.Reference = ""
+	return r
+}

@@ -26,6 +26,7 @@ const DefaultTarget = "oci:containerdisks"
 type buildOptions struct {
 	option.Remote
 	option.Output
+	option.Catalog
 
 	disks       []string
 	checksums   []string
@@ -40,6 +41,8 @@ type buildOptions struct {
 	annotations []string
 	tags        []string
 	tempDir     string
+	cacheDir    string
+	workers     int
 
 	target string
 }
@@ -77,12 +80,18 @@ defaults to --version, else "latest".`,
 			if err := opts.Remote.Parse(cmd); err != nil {
 				return err
 			}
+			if err := opts.Catalog.Parse(cmd); err != nil {
+				return err
+			}
 			return opts.Output.Parse(cmd)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.target = DefaultTarget
 			if len(args) == 1 {
 				opts.target = args[0]
+			}
+			if len(opts.disks) == 0 && (opts.Catalog.Focused() || !streams.InIsTerminal()) {
+				return runCatalog(cmd.Context(), streams, &opts)
 			}
 			return runBuild(cmd, streams, &opts)
 		},
@@ -101,8 +110,11 @@ defaults to --version, else "latest".`,
 	fs.StringArrayVar(&opts.annotations, "annotation", nil, "annotation KEY=VALUE for the manifests and the index; repeatable")
 	fs.StringArrayVarP(&opts.tags, "tag", "t", nil, "further tag, passed on to push with -o json; repeatable")
 	fs.StringVar(&opts.tempDir, "temp-dir", "", "directory for the compressed layers while they are built (default: the system's)")
+	fs.StringVar(&opts.cacheDir, "cache-dir", option.DefaultCacheDir(), "directory keeping catalog downloads by checksum, so that a second build of a release downloads nothing")
+	fs.IntVar(&opts.workers, "workers", 2, "catalog entries (name:version) built at once; the architectures of each are downloaded in parallel")
 	opts.Remote.ApplyFlags(fs)
 	opts.Output.ApplyFlags(fs)
+	opts.Catalog.ApplyFlags(fs)
 	return cmd
 }
 
@@ -191,13 +203,18 @@ func printResult(w io.Writer, opts *buildOptions, ref target.Reference, res cont
 		_, err := fmt.Fprintf(w, "%s %s\n", ref, res.Root.Digest)
 		return err
 	}
+	return pipeline.NewEncoder(w).Encode(resultRecord(target.AbsLayoutPath(ref), res, opts.version, opts.tags))
+}
+
+// resultRecord describes a built image for push.
+func resultRecord(ref target.Reference, res containerdisk.Result, version string, tags []string) pipeline.Record {
 	rec := pipeline.Record{
-		Reference: target.AbsLayoutPath(ref).String(),
+		Reference: ref.String(),
 		Digest:    res.Root.Digest.String(),
 		MediaType: res.Root.MediaType,
 		Size:      res.Root.Size,
-		Version:   opts.version,
-		Tags:      opts.tags,
+		Version:   version,
+		Tags:      tags,
 	}
 	for _, img := range res.Images {
 		p := img.Platform.OS + "/" + img.Platform.Architecture
@@ -212,7 +229,7 @@ func printResult(w io.Writer, opts *buildOptions, ref target.Reference, res cont
 			LayerSize: img.Layer.Size,
 		})
 	}
-	return pipeline.NewEncoder(w).Encode(rec)
+	return rec
 }
 
 func parseDisks(disks, checksums []string, name string) ([]containerdisk.Disk, error) {

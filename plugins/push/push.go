@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 	"oras.land/oras-go/v2/content"
 
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/transfer"
@@ -23,12 +25,21 @@ import (
 type pushOptions struct {
 	option.Remote
 	option.Output
+	option.Catalog
 
 	to          string
 	tags        []string
 	dryRun      bool
 	mountFrom   []string
 	concurrency int
+	force       bool
+	workers     int
+	results     string
+	cacheDir    string
+	tempDir     string
+	format      string
+	compression string
+	now         time.Time
 }
 
 // NewCommand returns the push command.
@@ -77,10 +88,19 @@ Exit status: 0 all pushed, 1 some failed, 2 usage or input error.`,
 			if len(args) == 2 {
 				opts.to = args[1]
 			}
+			if err := opts.Catalog.Parse(cmd); err != nil {
+				return err
+			}
+			if opts.Catalog.Focused() && len(args) > 0 {
+				return cli.Usagef("SOURCE given with --focus: expected either images to push or catalog entries to publish")
+			}
+			if opts.workers < 1 {
+				return cli.Usagef("--workers %d: expected at least 1", opts.workers)
+			}
 			if opts.to == "" {
 				return cli.Usagef("no destination: expected DESTINATION or --to, e.g. --to registry.example.com/containerdisks/fedora")
 			}
-			if len(args) == 0 && streams.InIsTerminal() {
+			if len(args) == 0 && streams.InIsTerminal() && !opts.Catalog.Focused() {
 				return cli.Usagef("no SOURCE and stdin is a terminal: expected SOURCE, or the JSON lines of 'kubectl containerdisk build -o json' on stdin")
 			}
 			if opts.concurrency < 1 {
@@ -89,17 +109,35 @@ Exit status: 0 all pushed, 1 some failed, 2 usage or input error.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runPush(cmd.Context(), streams, &opts, args)
+			opts.now = time.Now()
+			var err error
+			if opts.Catalog.Focused() {
+				err = runCatalog(cmd.Context(), streams, &opts)
+			} else {
+				err = runPush(cmd.Context(), streams, &opts, args)
+			}
+			if opts.dryRun && !opts.Quiet {
+				fmt.Fprintln(streams.ErrOut, "Dry run: nothing was written; pass --dry-run=false to publish.")
+			}
+			return err
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&opts.to, "to", "", "destination repository, with an optional tag (the moving tag, written last)")
 	fs.StringArrayVarP(&opts.tags, "tag", "t", nil, "further tag, written before the destination's own tag; repeatable")
-	fs.BoolVar(&opts.dryRun, "dry-run", false, "print what would be sent and tagged, and write nothing")
+	fs.BoolVar(&opts.dryRun, "dry-run", true, "print what would be sent and tagged, and write nothing; --dry-run=false publishes")
 	fs.StringArrayVar(&opts.mountFrom, "mount-from", nil, "repository of the destination registry to mount existing blobs from; repeatable")
 	fs.IntVar(&opts.concurrency, "concurrency", 3, "blobs copied at once per image")
+	fs.BoolVar(&opts.force, "force", false, "with --focus: build and push even what is up to date")
+	fs.IntVar(&opts.workers, "workers", 2, "with --focus: catalog entries (name:version) handled at once")
+	fs.StringVar(&opts.results, "results", "", "with --focus: JSON file of the results by name:version, merged with what it holds")
+	fs.StringVar(&opts.cacheDir, "cache-dir", option.DefaultCacheDir(), "with --focus: directory keeping downloads by checksum")
+	fs.StringVar(&opts.tempDir, "temp-dir", "", "with --focus: directory for the compressed layers while they are built (default: the system's)")
+	fs.StringVar(&opts.format, "format", string(containerdisk.FormatOCI), "with --focus: manifest format, oci or docker")
+	fs.StringVar(&opts.compression, "compression", string(containerdisk.CompressionGzip), "with --focus: layer compression, gzip, zstd or none")
 	opts.Remote.ApplyFlags(fs)
 	opts.Output.ApplyFlags(fs)
+	opts.Catalog.ApplyFlags(fs)
 	return cmd
 }
 
@@ -201,9 +239,20 @@ func pushOne(ctx context.Context, streams cli.Streams, opts *pushOptions, status
 	if moving == "" && it.src.IsTag() {
 		moving = it.src.Reference
 	}
-	tags := append(append([]string{}, rec.Tags...), opts.tags...)
+	var tags []string
+	if rec.Name != "" && rec.Version != "" {
+		// A catalog release: it goes below --to, under its name, with
+		// the timestamped tag first and its version as the moving tag.
+		dst = dstRepo.Join(rec.Name)
+		moving = rec.Version
+		tags = append(tags, rec.Version+"-"+opts.now.UTC().Format("0601021504"))
+	}
+	tags = append(append(tags, rec.Tags...), opts.tags...)
 	if moving != "" {
 		tags = append(tags, moving)
+	}
+	if rec.Latest {
+		tags = append(tags, "latest")
 	}
 	dst.Reference = moving
 	dstTarget, err := target.Open(ctx, dst, opts.Remote.Options())

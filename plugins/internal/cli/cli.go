@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
@@ -91,10 +92,12 @@ func ExitCode(err error) int {
 		ref   *target.InvalidReferenceError
 		cdu   *containerdisk.UsageError
 		dec   *pipeline.DecodeError
+		rdec  *pipeline.ReleaseDecodeError
+		cat   *catalog.UsageError
 	)
 	switch {
 	case errors.As(err, &usage), errors.As(err, &inv), errors.As(err, &ref),
-		errors.As(err, &cdu), errors.As(err, &dec):
+		errors.As(err, &cdu), errors.As(err, &dec), errors.As(err, &rdec), errors.As(err, &cat):
 		return ExitUsage
 	}
 	return ExitFailed

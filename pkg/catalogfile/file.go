@@ -1,0 +1,430 @@
+// Package catalogfile reads declarative catalog files: YAML that adds
+// distributions to the built-in catalog, or replaces them, without Go code.
+package catalogfile
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"text/template"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
+)
+
+// File is a declarative catalog: entries that add distributions or replace
+// built-in ones by name, and end-of-life policies, without Go code.
+//
+//	policies:
+//	  debian: {minVersion: "11"}
+//	entries:
+//	- name: cirros
+//	  base: https://download.cirros-cloud.net
+//	  versions: ["0.6.2", "0.6.3"]
+//	  arches: [amd64, arm64]
+//	  url: "{{.Base}}/{{.Version}}/cirros-{{.Version}}-{{.UpstreamArch}}-disk.img"
+//	  checksum: {file: "{{.Base}}/{{.Version}}/SHA256SUMS"}
+//	  tags: ["{{.Version}}-cirros"]
+//	  metadata: {description: CirrOS, defaultUser: cirros}
+type File struct {
+	Policies map[string]catalog.Policy `yaml:"policies"`
+	Entries  []FileEntry               `yaml:"entries"`
+
+	// Path is the file the catalog was read from, for messages.
+	Path string `yaml:"-"`
+}
+
+// FileEntry is one declarative distribution. String fields other than name
+// are Go templates over TemplateData.
+type FileEntry struct {
+	Name     string   `yaml:"name"`
+	Base     string   `yaml:"base"`
+	Versions []string `yaml:"versions"`
+	Arches   []string `yaml:"arches"`
+	// URL is the download URL template; URLs overrides it per
+	// architecture.
+	URL  string            `yaml:"url"`
+	URLs map[string]string `yaml:"urls"`
+	// Checksum says where the checksum comes from.
+	Checksum FileChecksum `yaml:"checksum"`
+	// Compression is gzip, xz, zstd or none; guessed from the URL's
+	// extension (.gz, .xz, .zst) when empty.
+	Compression string   `yaml:"compression"`
+	Build       string   `yaml:"build"`
+	Tags        []string `yaml:"tags"`
+	// Stable defaults to true.
+	Stable   *bool            `yaml:"stable"`
+	Metadata catalog.Metadata `yaml:"metadata"`
+
+	line int
+}
+
+// FileChecksum is where a declarative entry's checksum comes from: exactly one
+// of a literal value (per architecture or for all), a checksum file listing
+// the download's base name (GNU or BSD format), or a file holding just the
+// checksum of that one download (such as URL.sha256).
+type FileChecksum struct {
+	Value  string            `yaml:"value"`
+	Values map[string]string `yaml:"values"`
+	File   string            `yaml:"file"`
+	// Algorithm is sha256 or sha512, for values and files that do not say.
+	Algorithm string `yaml:"algorithm"`
+}
+
+// TemplateData is what an entry's templates can use.
+type TemplateData struct {
+	Name, Version string
+	// Arch is amd64, arm64 or s390x; UpstreamArch is x86_64, aarch64 or
+	// s390x.
+	Arch, UpstreamArch string
+	// Base is the entry's base URL, or the mirror given for its name.
+	Base string
+	// URL is the download URL (for checksum templates).
+	URL string
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
+
+// ParseFile parses a catalog file. Every error names the file, the line and
+// the key at fault.
+func ParseFile(name string, data []byte) (*File, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("catalog %s: %w", name, err)
+	}
+	f := &File{Path: name}
+	if len(root.Content) == 0 {
+		return f, nil
+	}
+	doc := root.Content[0]
+	if doc.Kind != yaml.MappingNode {
+		return nil, fileError(name, doc.Line, "", "expected a mapping with the keys policies and entries")
+	}
+	for i := 0; i+1 < len(doc.Content); i += 2 {
+		key, val := doc.Content[i], doc.Content[i+1]
+		switch key.Value {
+		case "policies":
+			if err := decodeStrict(val, &f.Policies); err != nil {
+				return nil, fileError(name, val.Line, "policies", err.Error())
+			}
+			for n, p := range f.Policies {
+				for v, d := range p.EOL {
+					if !dateRE.MatchString(d) {
+						return nil, fileError(name, val.Line, "policies."+n+".eol."+v, fmt.Sprintf("date %q: expected YYYY-MM-DD", d))
+					}
+				}
+			}
+		case "entries":
+			if val.Kind != yaml.SequenceNode {
+				return nil, fileError(name, val.Line, "entries", "expected a list of entries")
+			}
+			for _, en := range val.Content {
+				var e FileEntry
+				if err := decodeStrict(en, &e); err != nil {
+					return nil, fileError(name, en.Line, "entries", err.Error())
+				}
+				e.line = en.Line
+				if err := e.validate(); err != nil {
+					return nil, fileError(name, lineOf(en, err.key), "entries["+e.Name+"]."+err.key, err.msg)
+				}
+				if slices.ContainsFunc(f.Entries, func(o FileEntry) bool { return o.Name == e.Name }) {
+					return nil, fileError(name, en.Line, "entries["+e.Name+"].name", "the name is used by an earlier entry")
+				}
+				f.Entries = append(f.Entries, e)
+			}
+		default:
+			return nil, fileError(name, key.Line, key.Value, "unknown key: expected policies or entries")
+		}
+	}
+	return f, nil
+}
+
+var dateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+
+// decodeStrict decodes n into v, refusing unknown keys.
+func decodeStrict(n *yaml.Node, v any) error {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	if err := enc.Encode(n); err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(&buf)
+	dec.KnownFields(true)
+	if err := dec.Decode(v); err != nil {
+		// The re-encoded node has its own line numbers; keep only the
+		// message.
+		msg := err.Error()
+		msg = regexp.MustCompile(`line \d+: `).ReplaceAllString(msg, "")
+		return errors.New(strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  "))
+	}
+	return nil
+}
+
+func lineOf(n *yaml.Node, key string) int {
+	k, _, _ := strings.Cut(key, ".")
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == k {
+			return n.Content[i].Line
+		}
+	}
+	return n.Line
+}
+
+func fileError(file string, line int, key, msg string) error {
+	if key == "" {
+		return fmt.Errorf("catalog %s:%d: %s", file, line, msg)
+	}
+	return fmt.Errorf("catalog %s:%d: %s: %s", file, line, key, msg)
+}
+
+type entryError struct{ key, msg string }
+
+func (e *entryError) Error() string { return e.key + ": " + e.msg }
+
+func (e *FileEntry) validate() *entryError {
+	switch {
+	case e.Name == "":
+		return &entryError{"name", "missing: expected the image repository name, e.g. cirros"}
+	case !nameRE.MatchString(e.Name):
+		return &entryError{"name", fmt.Sprintf("%q: expected lowercase letters, digits and . _ - separators", e.Name)}
+	case len(e.Versions) == 0:
+		return &entryError{"versions", "missing: expected at least one version"}
+	case len(e.Arches) == 0:
+		return &entryError{"arches", "missing: expected at least one of amd64, arm64, s390x"}
+	case e.URL == "" && len(e.URLs) == 0:
+		return &entryError{"url", "missing: expected a URL template such as {{.Base}}/{{.Version}}/disk-{{.UpstreamArch}}.qcow2"}
+	}
+	for _, v := range e.Versions {
+		if !tagRE.MatchString(v) {
+			return &entryError{"versions", fmt.Sprintf("%q: expected a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-]*)", v)}
+		}
+	}
+	for i, a := range e.Arches {
+		n, err := containerdisk.NormalizeArch(a)
+		if err != nil {
+			return &entryError{"arches", err.Error()}
+		}
+		e.Arches[i] = n
+	}
+	for a := range e.URLs {
+		if _, err := containerdisk.NormalizeArch(a); err != nil {
+			return &entryError{"urls", err.Error()}
+		}
+	}
+	c := e.Checksum
+	n := 0
+	for _, set := range []bool{c.Value != "", len(c.Values) > 0, c.File != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return &entryError{"checksum", "expected exactly one of value, values or file"}
+	}
+	if c.Algorithm != "" && c.Algorithm != "sha256" && c.Algorithm != "sha512" {
+		return &entryError{"checksum.algorithm", fmt.Sprintf("%q: expected sha256 or sha512", c.Algorithm)}
+	}
+	switch e.Compression {
+	case "", "none", "gzip", "xz", "zstd":
+	default:
+		return &entryError{"compression", fmt.Sprintf("%q: expected gzip, xz, zstd or none", e.Compression)}
+	}
+	for key, s := range map[string]string{"url": e.URL, "base": e.Base, "checksum.file": c.File, "build": e.Build} {
+		if _, err := template.New(key).Option("missingkey=error").Parse(s); err != nil {
+			return &entryError{key, err.Error()}
+		}
+	}
+	for _, s := range append(slices.Clone(e.Tags), mapValues(e.URLs)...) {
+		if _, err := template.New("t").Option("missingkey=error").Parse(s); err != nil {
+			return &entryError{"tags", err.Error()}
+		}
+	}
+	return nil
+}
+
+var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+
+func mapValues(m map[string]string) []string {
+	var out []string
+	for _, v := range m {
+		out = append(out, v)
+	}
+	return out
+}
+
+// Distros returns the file's entries as distributions.
+func (f *File) Distros() []catalog.Distro {
+	var out []catalog.Distro
+	for _, e := range f.Entries {
+		out = append(out, &fileDistro{entry: e, file: f.Path})
+	}
+	return out
+}
+
+// Merge returns the catalog with the file's entries added, an entry with
+// the name of an existing distribution replacing it in place, and the file's
+// policies replacing those of the same name.
+func Merge(c *catalog.Catalog, f *File) {
+	for _, d := range f.Distros() {
+		if i := slices.IndexFunc(c.Distros, func(o catalog.Distro) bool { return o.Name() == d.Name() }); i >= 0 {
+			c.Distros[i] = d
+		} else {
+			c.Distros = append(c.Distros, d)
+		}
+	}
+	if len(f.Policies) > 0 && c.Policies == nil {
+		c.Policies = map[string]catalog.Policy{}
+	}
+	for n, p := range f.Policies {
+		c.Policies[n] = p
+	}
+}
+
+type fileDistro struct {
+	entry FileEntry
+	file  string
+}
+
+func (d *fileDistro) Name() string        { return d.entry.Name }
+func (d *fileDistro) DefaultBase() string { return d.entry.Base }
+
+func (d *fileDistro) Releases(ctx context.Context, env catalog.Env) ([]catalog.Release, error) {
+	e := d.entry
+	var out []catalog.Release
+	for _, v := range e.Versions {
+		for _, a := range e.Arches {
+			out = append(out, d.release(ctx, env, v, a))
+		}
+	}
+	return out, nil
+}
+
+func (d *fileDistro) release(ctx context.Context, env catalog.Env, version, arch string) catalog.Release {
+	e := d.entry
+	stable := e.Stable == nil || *e.Stable
+	r := catalog.Release{Name: e.Name, Version: version, Arch: arch, Stable: stable, Metadata: e.Metadata}
+	if r.Metadata.Instancetype == "" {
+		r.Metadata.Instancetype = "u1.medium"
+	}
+	data := TemplateData{Name: e.Name, Version: version, Arch: arch, UpstreamArch: upstreamArch(arch), Base: strings.TrimSuffix(env.Base, "/")}
+	fail := func(format string, args ...any) catalog.Release {
+		r.Err = fmt.Errorf("%s:%s %s (catalog %s): %s", e.Name, version, arch, d.file, fmt.Sprintf(format, args...))
+		return r
+	}
+	urlT := e.URL
+	if u, ok := e.URLs[arch]; ok {
+		urlT = u
+	}
+	var err error
+	if r.URL, err = expand(urlT, data); err != nil {
+		return fail("url: %v", err)
+	}
+	data.URL = r.URL
+	if r.Build, err = expand(e.Build, data); err != nil {
+		return fail("build: %v", err)
+	}
+	for _, t := range e.Tags {
+		tag, err := expand(t, data)
+		if err != nil {
+			return fail("tags: %v", err)
+		}
+		if !tagRE.MatchString(tag) {
+			return fail("tag %q: expected a valid image tag", tag)
+		}
+		r.Tags = append(r.Tags, tag)
+	}
+	r.Compression = e.Compression
+	if r.Compression == "" {
+		r.Compression = compressionOf(r.URL)
+	}
+	if r.Compression == "none" {
+		r.Compression = ""
+	}
+	algo := e.Checksum.Algorithm
+	if algo == "" {
+		algo = "sha256"
+	}
+	switch {
+	case e.Checksum.Value != "" || len(e.Checksum.Values) > 0:
+		v := e.Checksum.Value
+		if len(e.Checksum.Values) > 0 {
+			v = e.Checksum.Values[arch]
+			if v == "" {
+				v = e.Checksum.Values[upstreamArch(arch)]
+			}
+		}
+		if v == "" {
+			return fail("checksum.values has no entry for %s", arch)
+		}
+		if r.Checksum, err = upstream.ParseDigest(v, algo); err != nil {
+			return fail("checksum: %v", err)
+		}
+	default:
+		u, err := expand(e.Checksum.File, data)
+		if err != nil {
+			return fail("checksum.file: %v", err)
+		}
+		body, err := env.Fetch.Fetch(ctx, u)
+		if err != nil {
+			return fail("reading checksum file: %v", err)
+		}
+		sums := upstream.ParseSums(body)
+		c, ok := upstream.Lookup(sums, path.Base(r.URL))
+		if !ok {
+			// A file holding just the checksum of this download, as
+			// URL.sha256 often does.
+			if c, err := upstream.ParseDigest(strings.TrimSpace(string(body)), algo); err == nil && !strings.ContainsAny(strings.TrimSpace(string(body)), " \n") {
+				r.Checksum = c
+				return r
+			}
+			return fail("checksum file %s lists no checksum for %s", u, path.Base(r.URL))
+		}
+		r.Checksum = c
+	}
+	return r
+}
+
+func expand(t string, data TemplateData) (string, error) {
+	if t == "" {
+		return "", nil
+	}
+	tmpl, err := template.New("t").Option("missingkey=error").Parse(t)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := tmpl.Execute(&b, data); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+func upstreamArch(a string) string {
+	switch a {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return a
+}
+
+func compressionOf(u string) string {
+	switch {
+	case strings.HasSuffix(u, ".gz"):
+		return "gzip"
+	case strings.HasSuffix(u, ".xz"):
+		return "xz"
+	case strings.HasSuffix(u, ".zst"):
+		return "zstd"
+	}
+	return ""
+}

@@ -1,0 +1,300 @@
+// Package publish turns catalog releases into containerdisks: it downloads
+// every architecture of a name:version in parallel into a cache keyed by
+// checksum, packs them into one image index, tells whether a registry
+// already has that release (from the checksums recorded in the image
+// configs, never by pulling layers), and names the tags it is published
+// under.
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
+)
+
+// Builder downloads releases and packs them into containerdisk layers.
+type Builder struct {
+	// Client downloads the disk files.
+	Client *upstream.Client
+	// CacheDir keeps downloads by checksum, so that a second build of
+	// the same release downloads nothing.
+	CacheDir string
+	// Options are the build options; Version, Source, Instancetype and
+	// Preference are filled in from the releases.
+	Options containerdisk.Options
+	// Progress, when set, returns a writer that is given each release's
+	// bytes as they are downloaded.
+	Progress func(r catalog.Release, total int64) io.Writer
+}
+
+// Download fetches every release of g in parallel into the cache and returns
+// the disks to build, in the group's order.
+func (b *Builder) Download(ctx context.Context, g catalog.Group) ([]containerdisk.Disk, []upstream.Downloaded, error) {
+	if err := g.Err(); err != nil {
+		return nil, nil, err
+	}
+	disks := make([]containerdisk.Disk, len(g.Releases))
+	results := make([]upstream.Downloaded, len(g.Releases))
+	errs := make([]error, len(g.Releases))
+	var wg sync.WaitGroup
+	for i, r := range g.Releases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d := upstream.Download{URL: r.URL, Checksum: r.Checksum, Compression: r.Compression, CacheDir: b.CacheDir}
+			if b.Progress != nil {
+				d.Progress = func(total int64) io.Writer { return b.Progress(r, total) }
+			}
+			res, err := b.Client.Download(ctx, d)
+			if err != nil {
+				errs[i] = fmt.Errorf("%s %s: %w", r.Key(), r.Arch, err)
+				return
+			}
+			results[i] = res
+			disks[i] = containerdisk.Disk{
+				Architecture: r.Arch,
+				Path:         res.Path,
+				Name:         DiskName(r),
+				Checksum:     r.Checksum,
+				Verified:     true,
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	return disks, results, nil
+}
+
+// Layers downloads the group and packs it into layers, checking every disk.
+func (b *Builder) Layers(ctx context.Context, g catalog.Group) (*containerdisk.Layers, []upstream.Downloaded, error) {
+	disks, dl, err := b.Download(ctx, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts := b.Options
+	first := g.Releases[0]
+	opts.Version = g.Version
+	opts.Source = first.URL
+	opts.Instancetype = first.Metadata.Instancetype
+	opts.Preference = first.Metadata.Preference
+	l, err := containerdisk.MakeLayers(ctx, disks, opts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", g.Key(), err)
+	}
+	return l, dl, nil
+}
+
+// DiskName is the file name under disk/ in the image: the upstream file's
+// name without its compression suffix.
+func DiskName(r catalog.Release) string {
+	name := path.Base(r.URL)
+	for _, ext := range []string{".gz", ".xz", ".zst"} {
+		if r.Compression != "" {
+			name = strings.TrimSuffix(name, ext)
+		}
+	}
+	return name
+}
+
+// Tags returns the tags a group is published under, in the order they are
+// written: "<version>-<YYMMDDhhmm>" (UTC) from now, then the unique tags
+// every architecture shares (an architecture with another build would make
+// them a lie), then the moving version tag, then "latest" when the group
+// is its name's latest version.
+func Tags(g catalog.Group, now time.Time) []string {
+	tags := []string{g.Version + "-" + now.UTC().Format("0601021504")}
+	for _, t := range UniqueTags(g) {
+		if !slices.Contains(tags, t) {
+			tags = append(tags, t)
+		}
+	}
+	tags = append(tags, g.Version)
+	if g.Latest() {
+		tags = append(tags, "latest")
+	}
+	return tags
+}
+
+// UniqueTags returns the unique tags every release of the group has.
+func UniqueTags(g catalog.Group) []string {
+	if len(g.Releases) == 0 {
+		return nil
+	}
+	var out []string
+	for _, t := range g.Releases[0].Tags {
+		shared := true
+		for _, r := range g.Releases[1:] {
+			if !slices.Contains(r.Tags, t) {
+				shared = false
+			}
+		}
+		if shared && t != g.Version && !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Published is what a registry has under a release's version tag.
+type Published struct {
+	// Root is the tagged index or manifest; zero when the tag is absent.
+	Root ocispec.Descriptor
+	// Checksums are the upstream checksums recorded in each
+	// architecture's config.
+	Checksums map[string]containerdisk.Checksum
+}
+
+// ReadPublished reads the checksums recorded in the image tagged tag in
+// target, fetching only the index, the manifests and the configs: small
+// objects, never a layer. A missing tag is not an error: Root is zero.
+func ReadPublished(ctx context.Context, target oras.ReadOnlyTarget, tag string) (Published, error) {
+	p := Published{Checksums: map[string]containerdisk.Checksum{}}
+	root, err := target.Resolve(ctx, tag)
+	if errors.Is(err, errdef.ErrNotFound) {
+		return p, nil
+	}
+	if err != nil {
+		return p, fmt.Errorf("resolving %s: %w", tag, err)
+	}
+	p.Root = root
+	var manifests []ocispec.Descriptor
+	switch root.MediaType {
+	case ocispec.MediaTypeImageIndex, containerdisk.MediaTypeDockerManifestList:
+		var idx ocispec.Index
+		if err := fetchJSON(ctx, target, root, &idx); err != nil {
+			return p, err
+		}
+		manifests = idx.Manifests
+	default:
+		manifests = []ocispec.Descriptor{root}
+	}
+	var mu sync.Mutex
+	errs := make([]error, len(manifests))
+	var wg sync.WaitGroup
+	for i, m := range manifests {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var man ocispec.Manifest
+			if err := fetchJSON(ctx, target, m, &man); err != nil {
+				errs[i] = err
+				return
+			}
+			var cfg ocispec.Image
+			if err := fetchJSON(ctx, target, man.Config, &cfg); err != nil {
+				errs[i] = err
+				return
+			}
+			arch := cfg.Architecture
+			if m.Platform != nil && m.Platform.Architecture != "" {
+				arch = m.Platform.Architecture
+			}
+			c := recordedChecksum(cfg.Config.Labels)
+			mu.Lock()
+			p.Checksums[arch] = c
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return p, errors.Join(errs...)
+}
+
+// recordedChecksum reads the checksum label; images that record only the
+// bare "shasum" label are taken as sha256 or sha512 by length.
+func recordedChecksum(labels map[string]string) containerdisk.Checksum {
+	if c, err := containerdisk.ParseChecksum(labels[containerdisk.LabelChecksum]); err == nil {
+		return c
+	}
+	if s := labels[containerdisk.LabelShasum]; s != "" {
+		algo := "sha256"
+		if len(s) == 128 {
+			algo = "sha512"
+		}
+		return containerdisk.Checksum{Algorithm: algo, Hex: strings.ToLower(s)}
+	}
+	return containerdisk.Checksum{}
+}
+
+const maxManifest = 4 << 20
+
+func fetchJSON(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, v any) error {
+	if desc.Size > maxManifest {
+		return fmt.Errorf("%s: %d bytes: too large for a manifest or config", desc.Digest, desc.Size)
+	}
+	data, err := content.FetchAll(ctx, f, desc)
+	if err != nil {
+		return fmt.Errorf("fetching %s: %w", desc.Digest, err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("decoding %s: %w", desc.Digest, err)
+	}
+	return nil
+}
+
+// UpToDate reports whether the published image has exactly the group's
+// architectures with the group's checksums.
+func (p Published) UpToDate(g catalog.Group) bool {
+	if p.Root.Digest == "" || len(p.Checksums) != len(g.Releases) {
+		return false
+	}
+	for _, r := range g.Releases {
+		if c, ok := p.Checksums[r.Arch]; !ok || c != r.Checksum {
+			return false
+		}
+	}
+	return true
+}
+
+// Diff describes how the published image differs from the group, for
+// messages: "amd64 sha256:ab12… -> sha256:cd34…, s390x new".
+func (p Published) Diff(g catalog.Group) string {
+	if p.Root.Digest == "" {
+		return "not published yet"
+	}
+	var parts []string
+	for _, r := range g.Releases {
+		c, ok := p.Checksums[r.Arch]
+		switch {
+		case !ok:
+			parts = append(parts, r.Arch+" new")
+		case c != r.Checksum:
+			parts = append(parts, fmt.Sprintf("%s %s -> %s", r.Arch, short(c), short(r.Checksum)))
+		}
+	}
+	for arch := range p.Checksums {
+		if !slices.ContainsFunc(g.Releases, func(r catalog.Release) bool { return r.Arch == arch }) {
+			parts = append(parts, arch+" gone upstream")
+		}
+	}
+	slices.Sort(parts)
+	return strings.Join(parts, ", ")
+}
+
+func short(c containerdisk.Checksum) string {
+	if c.IsZero() {
+		return "none"
+	}
+	h := c.Hex
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return c.Algorithm + ":" + h
+}
