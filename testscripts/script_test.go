@@ -15,6 +15,7 @@ import (
 
 	"github.com/containerdisk/kubectl-containerdisk/internal/testdisk"
 	"github.com/containerdisk/kubectl-containerdisk/internal/testregistry"
+	"github.com/containerdisk/kubectl-containerdisk/internal/testupstream"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/build"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/dispatch"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/docs"
@@ -46,6 +47,7 @@ func TestScripts(t *testing.T) {
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
 			"registry": testregistry.ScriptCmd(),
+			"upstream": testupstream.ScriptCmd(),
 			"mkdisk":   mkdisk,
 			"exits":    exits,
 		},

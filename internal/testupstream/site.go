@@ -42,6 +42,7 @@ type Site struct {
 type fault struct {
 	status   int   // answer with this status
 	truncate int64 // or send only this many bytes of the body (-1: off)
+	stall    bool  // and then wait for the client to give up
 }
 
 // New returns a site rooted at dir, creating it.
@@ -96,11 +97,26 @@ func (s *Site) Truncate(path string, n int64, times int) {
 	}
 }
 
+// Stall makes the next request for path send the first n bytes of the body
+// and then hang until the client goes away, as a stuck download does.
+func (s *Site) Stall(path string, n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[cleanPath(path)] = append(s.faults[cleanPath(path)], fault{truncate: n, stall: true})
+}
+
 // Requests returns how many requests were made for path.
 func (s *Site) Requests(path string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.requests[cleanPath(path)]
+}
+
+// ResetRequests sets the request counts to zero.
+func (s *Site) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = map[string]int{}
 }
 
 // TotalRequests returns how many requests were made in all, and how many of
@@ -127,7 +143,9 @@ func isDiskName(p string) bool {
 	return false
 }
 
-func cleanPath(p string) string { return strings.TrimPrefix(filepath.ToSlash(filepath.Clean("/"+p)), "/") }
+func cleanPath(p string) string {
+	return strings.TrimPrefix(filepath.ToSlash(filepath.Clean("/"+p)), "/")
+}
 
 // ServeHTTP serves files and directory listings of Dir, with Range support,
 // applying any pending fault for the path first.
@@ -158,6 +176,10 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Write(data[:n]) //nolint:errcheck
 		if fl, ok := w.(http.Flusher); ok {
 			fl.Flush()
+		}
+		if f.stall {
+			<-r.Context().Done()
+			return
 		}
 		// Drop the connection so the client sees a short body.
 		if hj, ok := w.(http.Hijacker); ok {

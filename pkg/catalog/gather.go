@@ -273,7 +273,10 @@ func (p Policy) apply(rels []Release, now time.Time) []Release {
 	}
 	var out []Release
 	for _, r := range rels {
-		if keep[r.Version] {
+		// An error for a part of the upstream whose version is not known
+		// (a Debian codename, say) is always reported.
+		unknown := r.Err != nil && (r.Version == "" || r.Version[0] < '0' || r.Version[0] > '9')
+		if keep[r.Version] || unknown {
 			out = append(out, r)
 		}
 	}

@@ -231,7 +231,7 @@ func makeFixtures(tb testing.TB, dir string) string {
 	q("create", "-q", "-f", "qcow2", "-b", "good.qcow2", "-F", "qcow2", "overlay.qcow2")
 	q("create", "-q", "-f", "qcow2", "-o", "data_file=guest-data.raw", "data-file.qcow2", "1M")
 	q("create", "-q", "-f", "qcow2", "--object", "secret,id=sec0,data=passphrase",
-		"-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=10", "luks.qcow2", "1M")
+		"-o", "encrypt.format=luks,encrypt.key-secret=sec0,encrypt.iter-time=200", "luks.qcow2", "1M")
 	q("create", "-q", "-f", "qcow", "qcow1.img", "1M")
 	q("create", "-q", "-f", "vmdk", "disk.vmdk", "1M")
 	q("create", "-q", "-f", "vdi", "disk.vdi", "1M")

@@ -53,6 +53,8 @@ type Image struct {
 
 // Push says what a push did.
 type Push struct {
+	// Status, for catalog entries, is pushed, up-to-date or would-push.
+	Status        string   `json:"status,omitempty"`
 	DryRun        bool     `json:"dryRun,omitempty"`
 	Uploaded      int      `json:"uploaded"`
 	UploadedBytes int64    `json:"uploadedBytes"`

@@ -20,8 +20,9 @@ type Sum struct {
 }
 
 var (
-	// GNU coreutils: "hex  name" or "hex *name" (binary mode).
-	gnuLine = regexp.MustCompile(`^([0-9a-fA-F]{64}|[0-9a-fA-F]{128}) [ *](.+)$`)
+	// GNU coreutils: "hex  name" or "hex *name" (binary mode); openSUSE
+	// writes "hex name" with one space.
+	gnuLine = regexp.MustCompile(`^([0-9a-fA-F]{64}|[0-9a-fA-F]{128}) [ *]?(.+)$`)
 	// BSD / --tag: "SHA256 (name) = hex".
 	bsdLine = regexp.MustCompile(`^(SHA256|SHA512|sha256|sha512) ?\((.+)\) ?= ?([0-9a-fA-F]+)$`)
 )

@@ -31,6 +31,7 @@ func TestParseSums(t *testing.T) {
 		"Length: 1553 (1.5K)",
 		hex256b + "  Example-Cloud-1.0.x86_64.qcow2",
 		"SHA256 (with space name.qcow2) = " + hex256b + "\r",
+		hex256a + " one-space.qcow2",
 	}, "\n")
 	got := ParseSums([]byte(input))
 	want := []Sum{
@@ -40,6 +41,7 @@ func TestParseSums(t *testing.T) {
 		{"debian.qcow2", containerdisk.Checksum{Algorithm: "sha512", Hex: hex512}},
 		{"bsd512.raw", containerdisk.Checksum{Algorithm: "sha512", Hex: hex512}},
 		{"with space name.qcow2", containerdisk.Checksum{Algorithm: "sha256", Hex: hex256b}},
+		{"one-space.qcow2", containerdisk.Checksum{Algorithm: "sha256", Hex: hex256a}},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("ParseSums returned %d entries, want %d: %+v", len(got), len(want), got)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"sync"
 
+	"oras.land/oras-go/v2"
+
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
@@ -78,8 +80,10 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 			return nil
 		},
 	}
+	targets := &targetCache{opts: opts.Remote.Options(), m: map[string]oras.GraphTarget{}}
 	groups := catalog.GroupReleases(rels)
 	records := make([]pipeline.Record, len(groups))
+	shown := make([]string, len(groups))
 	sem := make(chan struct{}, max(opts.workers, 1))
 	var wg sync.WaitGroup
 	for i, g := range groups {
@@ -88,7 +92,8 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			records[i] = buildGroup(ctx, b, g, prefix, opts, status)
+			records[i] = buildGroup(ctx, b, g, prefix, targets, status)
+			shown[i] = prefix.Join(g.Name).WithReference(g.Version).String()
 		}()
 	}
 	wg.Wait()
@@ -97,7 +102,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 	}
 	var failed []string
 	enc := pipeline.NewEncoder(streams.Out)
-	for _, rec := range records {
+	for i, rec := range records {
 		if rec.Error != "" {
 			failed = append(failed, rec.Name+":"+rec.Version+": "+rec.Error)
 		}
@@ -106,7 +111,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 				return err
 			}
 		} else if rec.Error == "" {
-			fmt.Fprintf(streams.Out, "%s %s\n", rec.Reference, rec.Digest)
+			fmt.Fprintf(streams.Out, "%s %s\n", shown[i], rec.Digest)
 		}
 	}
 	if len(failed) > 0 {
@@ -118,7 +123,35 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 	return nil
 }
 
-func buildGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix target.Reference, opts *buildOptions, status *option.Status) pipeline.Record {
+// targetCache opens each repository or layout once: two versions of a name
+// go into one layout, whose index must not be written by two stores.
+type targetCache struct {
+	opts target.RemoteOptions
+	mu   sync.Mutex
+	m    map[string]oras.GraphTarget
+}
+
+func (c *targetCache) open(ctx context.Context, ref target.Reference) (oras.GraphTarget, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := ref.Repo()
+	if t, ok := c.m[key]; ok {
+		return t, nil
+	}
+	if ref.Kind == target.KindLayout {
+		if err := os.MkdirAll(ref.Path, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	t, err := target.Open(ctx, ref, c.opts)
+	if err != nil {
+		return nil, err
+	}
+	c.m[key] = t
+	return t, nil
+}
+
+func buildGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix target.Reference, targets *targetCache, status *option.Status) pipeline.Record {
 	ref := prefix.Join(g.Name).WithReference(g.Version)
 	rec := pipeline.Record{Name: g.Name, Version: g.Version, Tags: publish.UniqueTags(g), Latest: g.Latest()}
 	fail := func(err error) pipeline.Record {
@@ -131,12 +164,7 @@ func buildGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix
 		return fail(err)
 	}
 	defer layers.Close()
-	if ref.Kind == target.KindLayout {
-		if err := os.MkdirAll(ref.Path, 0o755); err != nil {
-			return fail(err)
-		}
-	}
-	dst, err := target.Open(ctx, ref, opts.Remote.Options())
+	dst, err := targets.open(ctx, ref)
 	if err != nil {
 		return fail(err)
 	}

@@ -176,7 +176,7 @@ func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, pref
 	if published.UpToDate(g) && !opts.force {
 		status.Printf("%s is up to date", ref)
 		rec.Digest = published.Root.Digest.String()
-		rec.Push = &pipeline.Push{DryRun: opts.dryRun}
+		rec.Push = &pipeline.Push{Status: StatusUpToDate, DryRun: opts.dryRun}
 		return rec, Result{Status: StatusUpToDate, Digest: rec.Digest, Time: stamp}
 	}
 	changes := published.Diff(g)
@@ -186,7 +186,7 @@ func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, pref
 	if opts.dryRun {
 		status.Printf("Would build and push %s: %s", ref, changes)
 		rec.Tags = tags
-		rec.Push = &pipeline.Push{DryRun: true, Tagged: tags}
+		rec.Push = &pipeline.Push{Status: StatusWouldPush, DryRun: true, Tagged: tags}
 		return rec, Result{Status: StatusWouldPush, Tags: tags, Changes: changes, Time: stamp}
 	}
 	status.Printf("Building %s: %s", ref, changes)
@@ -214,7 +214,7 @@ func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, pref
 	rec.MediaType = res.Root.MediaType
 	rec.Size = res.Root.Size
 	rec.Tags = tags
-	rec.Push = &pipeline.Push{Tagged: rep.Tagged, Unchanged: rep.Unchanged}
+	rec.Push = &pipeline.Push{Status: StatusPushed, Tagged: rep.Tagged, Unchanged: rep.Unchanged}
 	for _, img := range res.Images {
 		rec.Images = append(rec.Images, pipeline.Image{
 			Platform:  img.Platform.OS + "/" + img.Platform.Architecture,
