@@ -20,7 +20,8 @@ const scriptUsage = `usage:
   upstream stall PATH BYTES                send BYTES of the next body of PATH, then hang
   upstream corrupt PATH                    change a published file, keeping its checksum listed
   upstream requests                        print "requests N" and "disk-requests N"
-  upstream reset                           set the request counts to zero`
+  upstream reset                           set the request counts to zero
+  upstream heal                            drop every pending fail, truncate and stall`
 
 // ScriptCmd returns the testscript command `upstream`, for Params.Cmds: a
 // fake upstream for every curated distribution, served on loopback, with
@@ -107,6 +108,8 @@ func ScriptCmd() func(ts *testscript.TestScript, neg bool, args []string) {
 			ts.Check(err)
 			data[len(data)-1] ^= 0xff
 			ts.Check(os.WriteFile(p, data, 0o644))
+		case "heal":
+			s.Heal()
 		case "reset":
 			s.ResetRequests()
 		case "requests":

@@ -112,6 +112,13 @@ func (s *Site) Requests(path string) int {
 	return s.requests[cleanPath(path)]
 }
 
+// Heal drops every pending fault.
+func (s *Site) Heal() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = map[string][]fault{}
+}
+
 // ResetRequests sets the request counts to zero.
 func (s *Site) ResetRequests() {
 	s.mu.Lock()

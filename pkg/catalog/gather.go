@@ -322,11 +322,14 @@ type Group struct {
 // Key is "name:version".
 func (g Group) Key() string { return g.Name + ":" + g.Version }
 
-// Err joins the errors of the group's releases.
+// Err joins the errors of the group's releases, each message once (a
+// checksum list that cannot be read fails every architecture alike).
 func (g Group) Err() error {
 	var errs []error
+	seen := map[string]bool{}
 	for _, r := range g.Releases {
-		if r.Err != nil {
+		if r.Err != nil && !seen[r.Err.Error()] {
+			seen[r.Err.Error()] = true
 			errs = append(errs, r.Err)
 		}
 	}
