@@ -31,6 +31,9 @@ const (
 	ExitFailed = 1
 	// ExitUsage means the command line or the input was wrong.
 	ExitUsage = 2
+	// ExitInterrupted means SIGINT or SIGTERM stopped the command, as a
+	// shell reports a process killed by SIGINT.
+	ExitInterrupted = 130
 )
 
 // Streams are the standard streams of a command.
@@ -148,6 +151,12 @@ func Run(ctx context.Context, streams Streams, name string, args []string, newCm
 	err := cmd.ExecuteContext(ctx)
 	if err == nil {
 		return ExitOK
+	}
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		// Everything that was complete stays; nothing half-done was
+		// tagged.
+		fmt.Fprintf(streams.ErrOut, "Error: interrupted: what was complete is in place, nothing unfinished was tagged; run the command again to finish\n")
+		return ExitInterrupted
 	}
 	fmt.Fprintf(streams.ErrOut, "Error: %s\n", Explain(err))
 	return ExitCode(err)
