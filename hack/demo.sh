@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The main job, offline: make two small disks, build them into one
-# amd64+arm64 containerdisk in a local OCI layout, then publish it to a
-# registry started on loopback, and push again to show that nothing is sent.
+# The main job, offline: keep the curated containerdisks in step with their
+# upstreams. A local server stands in for every upstream (a build of each
+# curated version, in each distribution's real formats); gather finds the
+# latest releases, push builds and publishes what changed into an OCI
+# layout, then into a registry started on loopback. A second run finds
+# everything up to date; a new upstream build is the only thing published
+# next.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/bin:$PATH"
@@ -10,35 +14,48 @@ rm -rf "$work" && mkdir -p "$work"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
-step "Making two small disks (qcow2 for amd64, raw for arm64)"
-go run ./hack/mkdisk qcow2 "$work/amd64.qcow2" 64
-go run ./hack/mkdisk raw "$work/arm64.img" 32
-ls -l "$work"/amd64.qcow2 "$work"/arm64.img >&2
-
-step "kubectl containerdisk build: amd64+arm64 index into the OCI layout $work/layout"
-kubectl containerdisk build \
-	--disk amd64="$work/amd64.qcow2" --disk arm64="$work/arm64.img" --disk-name disk.img \
-	--version 1.0 --source https://example.com/demo --created 2024-05-01T12:00:00Z \
-	-o json "oci:$work/layout:1.0" | tee "$work/build.json"
-
-step "Starting a registry on loopback"
+step "Starting the stand-in upstream and a registry on loopback"
+go build -o "$work/upstream" ./hack/upstream
 go build -o "$work/registry" ./hack/registry
+"$work/upstream" "$work/upstream-data" > "$work/upstream.url" &
+upid=$!
 "$work/registry" "$work/registry-data" > "$work/registry.host" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 50); do [ -s "$work/registry.host" ] && break; sleep 0.1; done
+rpid=$!
+trap 'kill $upid $rpid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$work/upstream.url" ] && [ -s "$work/registry.host" ] && break; sleep 0.1; done
+upstream=$(cat "$work/upstream.url")
 registry=$(cat "$work/registry.host")
-echo "registry at $registry" >&2
+echo "upstream at $upstream, registry at $registry" >&2
+mirror="*=$upstream"
+cache="$work/cache"
 
-step "kubectl containerdisk push: the unique tag first, the moving tag 1.0 last"
-kubectl containerdisk push --dry-run=false --tag 1.0-2405011200 --to "$registry/containerdisks/demo" < "$work/build.json"
+step "kubectl containerdisk gather: the latest release of every distribution, version and architecture"
+kubectl containerdisk gather --mirror "$mirror" -o table
 
-step "Pushing again: everything is in place, nothing is sent"
-kubectl containerdisk push --dry-run=false --tag 1.0-2405011200 --to "$registry/containerdisks/demo" < "$work/build.json"
+step "kubectl containerdisk push --focus '*:*' (a dry run by default): what would be published"
+kubectl containerdisk push --mirror "$mirror" --focus '*:*' --to "oci:$work/containerdisks"
 
-step "What the registry has, as skopeo sees it"
-skopeo inspect --tls-verify=false --raw "docker://$registry/containerdisks/demo:1.0"
-echo
-skopeo list-tags --tls-verify=false "docker://$registry/containerdisks/demo"
+step "Publishing into the OCI layout $work/containerdisks, four entries at a time"
+kubectl containerdisk push --mirror "$mirror" --focus '*:*' --dry-run=false --workers 4 \
+	--cache-dir "$cache" --to "oci:$work/containerdisks" --results "$work/results.json"
 
-step "Done: the OCI layout is in $work/layout"
+step "The same, to the registry: the downloads come from the cache"
+kubectl containerdisk push --mirror "$mirror" --focus '*:*' --dry-run=false --workers 4 \
+	--cache-dir "$cache" --to "$registry/containerdisks"
+
+step "Running again: everything is up to date, nothing is downloaded or sent"
+kubectl containerdisk push --mirror "$mirror" --focus '*:*' --dry-run=false --workers 8 \
+	--cache-dir "$cache" --to "$registry/containerdisks"
+
+step "Upstream publishes Fedora 42 build 1.2: only fedora:42 is published, its tags move"
+"$work/upstream" "$work/upstream-data" fedora 42 1.2
+kubectl containerdisk push --mirror "$mirror" --focus '*:*' --dry-run=false \
+	--cache-dir "$cache" --to "$registry/containerdisks" | grep -v ' up to date$'
+skopeo list-tags --tls-verify=false "docker://$registry/containerdisks/fedora"
+
+step "The shell pipeline: gather | build | push"
+kubectl containerdisk gather --mirror "$mirror" --focus 'ubuntu:*' |
+	kubectl containerdisk build -q --cache-dir "$cache" -o json "oci:$work/built" |
+	kubectl containerdisk push -q --dry-run=false --to "$registry/pipeline"
+
+step "Done: the layouts are in $work/containerdisks/NAME, the results in $work/results.json"

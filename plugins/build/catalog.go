@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"sync"
 
-	"oras.land/oras-go/v2"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
@@ -80,7 +78,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 			return nil
 		},
 	}
-	targets := &targetCache{opts: opts.Remote.Options(), m: map[string]oras.GraphTarget{}}
+	targets := option.NewTargets(opts.Remote.Options())
 	groups := catalog.GroupReleases(rels)
 	records := make([]pipeline.Record, len(groups))
 	shown := make([]string, len(groups))
@@ -123,35 +121,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 	return nil
 }
 
-// targetCache opens each repository or layout once: two versions of a name
-// go into one layout, whose index must not be written by two stores.
-type targetCache struct {
-	opts target.RemoteOptions
-	mu   sync.Mutex
-	m    map[string]oras.GraphTarget
-}
-
-func (c *targetCache) open(ctx context.Context, ref target.Reference) (oras.GraphTarget, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	key := ref.Repo()
-	if t, ok := c.m[key]; ok {
-		return t, nil
-	}
-	if ref.Kind == target.KindLayout {
-		if err := os.MkdirAll(ref.Path, 0o755); err != nil {
-			return nil, err
-		}
-	}
-	t, err := target.Open(ctx, ref, c.opts)
-	if err != nil {
-		return nil, err
-	}
-	c.m[key] = t
-	return t, nil
-}
-
-func buildGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix target.Reference, targets *targetCache, status *option.Status) pipeline.Record {
+func buildGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix target.Reference, targets *option.Targets, status *option.Status) pipeline.Record {
 	ref := prefix.Join(g.Name).WithReference(g.Version)
 	rec := pipeline.Record{Name: g.Name, Version: g.Version, Tags: publish.UniqueTags(g), Latest: g.Latest()}
 	fail := func(err error) pipeline.Record {
@@ -164,7 +134,7 @@ func buildGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix
 		return fail(err)
 	}
 	defer layers.Close()
-	dst, err := targets.open(ctx, ref)
+	dst, err := targets.Open(ctx, ref)
 	if err != nil {
 		return fail(err)
 	}

@@ -84,6 +84,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *pushOptions) err
 			return nil
 		},
 	}
+	targets := option.NewTargets(opts.Remote.Options())
 	records := make([]pipeline.Record, len(groups))
 	results := make([]Result, len(groups))
 	sem := make(chan struct{}, opts.workers)
@@ -99,7 +100,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *pushOptions) err
 				return
 			}
 			defer func() { <-sem }()
-			records[i], results[i] = publishGroup(ctx, b, g, prefix, opts, status)
+			records[i], results[i] = publishGroup(ctx, b, g, prefix, targets, opts, status)
 		}()
 	}
 	wg.Wait()
@@ -154,7 +155,7 @@ func failure(g catalog.Group, err error, opts *pushOptions) (pipeline.Record, Re
 	return rec, Result{Status: StatusFailed, Error: err.Error(), Time: opts.now.UTC().Format("2006-01-02T15:04:05Z")}
 }
 
-func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix target.Reference, opts *pushOptions, status *option.Status) (pipeline.Record, Result) {
+func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix target.Reference, targets *option.Targets, opts *pushOptions, status *option.Status) (pipeline.Record, Result) {
 	repo := prefix.Join(g.Name)
 	ref := repo.WithReference(g.Version)
 	stamp := opts.now.UTC().Format("2006-01-02T15:04:05Z")
@@ -169,7 +170,7 @@ func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, pref
 	}
 	tags := publish.Tags(g, opts.now)
 
-	published, err := readPublished(ctx, ref, opts)
+	published, err := readPublished(ctx, ref, targets, opts)
 	if err != nil {
 		return fail(err)
 	}
@@ -195,7 +196,7 @@ func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, pref
 		return fail(err)
 	}
 	defer layers.Close()
-	dst, err := target.Open(ctx, ref, opts.Remote.Options())
+	dst, err := targets.Open(ctx, ref)
 	if err != nil {
 		return fail(err)
 	}
@@ -229,14 +230,18 @@ func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, pref
 
 // readPublished reads what the destination has, without creating anything:
 // a layout directory that does not exist yet has nothing.
-func readPublished(ctx context.Context, ref target.Reference, opts *pushOptions) (publish.Published, error) {
+func readPublished(ctx context.Context, ref target.Reference, targets *option.Targets, opts *pushOptions) (publish.Published, error) {
+	var src oras.ReadOnlyTarget
+	var err error
 	if ref.Kind == target.KindLayout {
 		if _, err := os.Stat(filepath.Join(ref.Path, "index.json")); errors.Is(err, os.ErrNotExist) {
 			return publish.Published{}, nil
 		}
+		// The layout's own store, which this run also writes with.
+		src, err = targets.Open(ctx, ref)
+	} else {
+		src, err = target.OpenSource(ctx, ref, opts.Remote.Options())
 	}
-	var src oras.ReadOnlyTarget
-	src, err := target.OpenSource(ctx, ref, opts.Remote.Options())
 	if err != nil {
 		return publish.Published{}, err
 	}
