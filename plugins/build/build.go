@@ -51,7 +51,7 @@ type buildOptions struct {
 func NewCommand(streams cli.Streams) *cobra.Command {
 	var opts buildOptions
 	cmd := &cobra.Command{
-		Use:   "build [flags] --disk [ARCH=]FILE... [TARGET]",
+		Use:   "build [flags] (--disk [ARCH=]FILE... | --focus NAME:VERSION... | < RELEASES) [TARGET]",
 		Short: "Package disk files into a containerdisk image",
 		Long: `Package local qcow2 or raw disk files into a KubeVirt containerdisk image.
 
@@ -67,8 +67,19 @@ so the same input always gives the same digests.
 
 TARGET is a registry reference (host[:port]/repo[:tag]) or an OCI image
 layout directory (oci:DIR[:tag]); it defaults to ` + DefaultTarget + `. The tag
-defaults to --version, else "latest".`,
-		Example: `  # Package a disk into an OCI layout directory
+defaults to --version, else "latest".
+
+Without --disk, build makes catalog releases: those --focus selects, or the
+JSON lines of 'kubectl containerdisk gather' on stdin. Each name:version's
+architectures are downloaded in parallel (resuming after dropped
+connections, kept in --cache-dir by checksum), decompressed, verified against
+the upstream checksum while they stream, checked, and built into one index at
+TARGET/NAME:VERSION, where TARGET is a registry prefix or a layout directory.
+A failing entry is reported and the others are still built.`,
+		Example: `  # Build the latest Fedora releases into oci:containerdisks/fedora
+  kubectl containerdisk build --focus 'fedora:*'
+
+  # Package a disk into an OCI layout directory
   kubectl containerdisk build --disk amd64=fedora.qcow2 oci:./layout:41
 
   # A two-architecture index, recorded with its upstream checksums, pushed next

@@ -234,7 +234,7 @@ func BenchmarkCatalogColdPush3Arch(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	var wall, cpu, download, overlap time.Duration
+	var wall, cpu, download, layers, upload, overlap time.Duration
 	var parallelism float64
 	var peakRSS, uploaded int64
 	run := 0
@@ -257,8 +257,10 @@ func BenchmarkCatalogColdPush3Arch(b *testing.B) {
 
 		b.StartTimer()
 		start := time.Now()
+		up := watchUploads(reg)
 		err = cmd.Run()
 		took := time.Since(start)
+		firstUp, lastUp := up()
 		b.StopTimer()
 
 		if err != nil {
@@ -288,12 +290,17 @@ func BenchmarkCatalogColdPush3Arch(b *testing.B) {
 		if two == 0 {
 			b.Fatalf("the %d disks were downloaded one after the other, want them in parallel: %s", len(arches), describe(got, start))
 		}
-		b.Logf("run %d: %.2fs; downloads: %s", run, took.Seconds(), describe(got, start))
+		if firstUp.IsZero() {
+			b.Fatalf("push: the registry received no blob bytes\n%s", errOut.String())
+		}
+		b.Logf("run %d: %.2fs; downloads: %s; uploads %.2fs-%.2fs", run, took.Seconds(), describe(got, start), firstUp.Sub(start).Seconds(), lastUp.Sub(start).Seconds())
 
 		wall += took
 		cpu += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 		peakRSS = max(peakRSS, ru.Maxrss) // KiB on Linux
 		download += lastEnd(got).Sub(start)
+		layers += firstUp.Sub(lastEnd(got))
+		upload += lastUp.Sub(firstUp)
 		overlap += two
 		parallelism += float64(sum) / float64(union)
 		uploaded += st.BlobBytesIn
@@ -312,8 +319,44 @@ func BenchmarkCatalogColdPush3Arch(b *testing.B) {
 	b.ReportMetric(cpu.Seconds()/n, "cpu-s/run")
 	b.ReportMetric(float64(uploaded)/(1<<20)/n, "uploaded-MiB/run")
 	b.ReportMetric(download.Seconds()/n, "download-s/run")
+	b.ReportMetric(layers.Seconds()/n, "layers-s/run")
+	b.ReportMetric(upload.Seconds()/n, "upload-s/run")
 	b.ReportMetric(overlap.Seconds()/n, "download-overlap-s/run")
 	b.ReportMetric(parallelism/n, "download-parallelism")
+}
+
+// watchUploads polls what reg has received until the returned function is
+// called, which returns when the first and the last blob bytes arrived: the
+// layers are all made before the first is sent, so the time from the last
+// download to the first upload is the making of the layers.
+func watchUploads(reg *testregistry.Registry) func() (first, last time.Time) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var first, last time.Time
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		var seen int64
+		for {
+			select {
+			case <-stop:
+				return
+			case now := <-tick.C:
+				if n := reg.Stats().BlobBytesIn; n != seen {
+					if seen == 0 {
+						first = now
+					}
+					seen, last = n, now
+				}
+			}
+		}
+	}()
+	return func() (time.Time, time.Time) {
+		close(stop)
+		<-done
+		return first, last
+	}
 }
 
 // buildPush builds the push command as it ships into a temporary directory

@@ -48,32 +48,46 @@ func NewCommand(streams cli.Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "push [flags] [SOURCE [DESTINATION]]",
 		Short: "Publish built containerdisks to a registry",
-		Long: `Copy a built containerdisk (an image or a multi-arch index) to a registry or
-an OCI layout, with its tags.
+		Long: `Publish containerdisks: the curated catalog's releases that changed upstream
+(--focus), or images already built.
 
-Only what the destination lacks is sent: blobs that exist are found with HEAD
-requests and skipped, blobs in another repository of the same registry are
-mounted (--mount-from). Every blob, manifest and the index are in place before
-any tag is written; the --tag tags are written first and the destination's own
-tag, the moving one, last. When every tag already points at the image, nothing
-else is asked of the registry.
+With --focus, push does the whole job for the selected catalog entries: it
+reads each upstream, compares the latest release of every architecture with
+the checksums recorded in the images under --to (reading manifests and
+configs, never layers), and for each name:version that differs downloads,
+checks and builds all its architectures in parallel and pushes the index to
+--to/NAME with the tags <version>-<YYMMDDhhmm>, the upstream build's unique
+tags, <version> and, for the newest stable version, latest. What is up to
+date is left alone. A failing entry is reported and the others go on.
 
-SOURCE and DESTINATION are registry references (host[:port]/repo[:tag]) or OCI
-layouts (oci:DIR[:tag]). Without SOURCE, the JSON lines of
-'kubectl containerdisk build -o json' are read from stdin, one image each; a
-failing image is reported and the others are still pushed. The destination tag
-defaults to the source's tag.
+Without --focus, SOURCE (a registry reference host[:port]/repo[:tag] or an
+OCI layout oci:DIR[:tag]) is copied to DESTINATION; without SOURCE, the JSON
+lines of 'kubectl containerdisk build -o json' are read from stdin, one image
+each, and catalog releases among them go below --to as NAME:VERSION with
+their tags. Only what the destination lacks is sent: blobs that exist are
+found with HEAD requests and skipped, blobs in another repository of the same
+registry are mounted (--mount-from). Every blob, manifest and the index are in
+place before any tag is written; the --tag tags are written first and the
+moving tag last.
 
-Exit status: 0 all pushed, 1 some failed, 2 usage or input error.`,
-		Example: `  # Push an image from an OCI layout, tagging it 41-1.14 and then 41
-  kubectl containerdisk push oci:./layout:41 registry.example.com/containerdisks/fedora:41 -t 41-1.14
+Push is a dry run unless --dry-run=false is given: it says what it would send
+and tag, and writes nothing.
 
-  # See what would be sent, without writing anything
-  kubectl containerdisk push --dry-run oci:./layout:41 registry.example.com/containerdisks/fedora
+Exit status: 0 all pushed, 1 some failed, 2 usage or input error, 130 interrupted.`,
+		Example: `  # What would the curated catalog publish? Then publish it.
+  kubectl containerdisk push --focus '*:*' --to quay.io/containerdisks
+  kubectl containerdisk push --focus '*:*' --to quay.io/containerdisks --dry-run=false --workers 4
 
-  # Push what build made
-  kubectl containerdisk build -o json --disk amd64=disk.qcow2 oci:./layout:1.0 | \
-    kubectl containerdisk push --to registry.example.com/containerdisks/mydisk`,
+  # One shard of four, as an Indexed Job, recording the results
+  kubectl containerdisk push --focus '*:*' --shard $JOB_COMPLETION_INDEX/4 --results results.json \
+      --to quay.io/containerdisks --dry-run=false
+
+  # Push an image from an OCI layout, tagging it 41-1.14 and then 41
+  kubectl containerdisk push --dry-run=false oci:./layout:41 registry.example.com/containerdisks/fedora:41 -t 41-1.14
+
+  # A shell pipeline
+  kubectl containerdisk gather --focus 'fedora:*' | kubectl containerdisk build -o json | \
+    kubectl containerdisk push --dry-run=false --to registry.example.com/containerdisks`,
 		Args: cli.RangeArgs(0, 2),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.Remote.Parse(cmd); err != nil {
