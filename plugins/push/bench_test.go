@@ -200,6 +200,8 @@ func addStats(a, s testregistry.Stats) testregistry.Stats {
 //
 // The upstream server records when it started and finished sending each
 // disk; the benchmark fails when no two downloads were under way at once.
+// With the times the registry received its first and last blob bytes, they
+// split the run into its phases: download, making the layers, upload.
 func BenchmarkCatalogColdPush3Arch(b *testing.B) {
 	ctx := b.Context()
 	mib := int64(1024)
