@@ -3,6 +3,8 @@
 package pipeline
 
 import (
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+
 	"bufio"
 	"encoding/json"
 	"errors"
@@ -64,6 +66,25 @@ type Push struct {
 	Unchanged     []string `json:"unchanged,omitempty"`
 }
 
+// Images describes the architectures of a build.
+func Images(res containerdisk.Result) []Image {
+	var out []Image
+	for _, img := range res.Images {
+		p := img.Platform.OS + "/" + img.Platform.Architecture
+		if img.Platform.Variant != "" {
+			p += "/" + img.Platform.Variant
+		}
+		out = append(out, Image{
+			Platform:  p,
+			Digest:    img.Manifest.Digest.String(),
+			Checksum:  img.Checksum.String(),
+			Format:    string(img.Disk.Format),
+			LayerSize: img.Layer.Size,
+		})
+	}
+	return out
+}
+
 // Encoder writes records as JSON lines.
 type Encoder struct{ enc *json.Encoder }
 
@@ -83,6 +104,21 @@ const maxLine = 4 << 20
 // Decode reads JSON lines from r and calls fn for each record. Blank lines
 // are skipped. A line that is not a record is an error naming its number.
 func Decode(r io.Reader, fn func(Record) error) error {
+	return scanLines(r, func(n int, line string) error {
+		var rec Record
+		dec := json.NewDecoder(strings.NewReader(line))
+		if err := dec.Decode(&rec); err != nil {
+			return &DecodeError{Line: n, Text: line, Err: err}
+		}
+		if rec.Reference == "" && rec.Error == "" {
+			return &DecodeError{Line: n, Text: line, Err: errors.New(`no "reference" field`)}
+		}
+		return fn(rec)
+	})
+}
+
+// scanLines calls fn with each non-blank line of r and its number.
+func scanLines(r io.Reader, fn func(n int, line string) error) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxLine)
 	n := 0
@@ -92,20 +128,12 @@ func Decode(r io.Reader, fn func(Record) error) error {
 		if line == "" {
 			continue
 		}
-		var rec Record
-		dec := json.NewDecoder(strings.NewReader(line))
-		if err := dec.Decode(&rec); err != nil {
-			return &DecodeError{Line: n, Text: line, Err: err}
-		}
-		if rec.Reference == "" && rec.Error == "" {
-			return &DecodeError{Line: n, Text: line, Err: errors.New(`no "reference" field`)}
-		}
-		if err := fn(rec); err != nil {
+		if err := fn(n, line); err != nil {
 			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading records: %w", err)
+		return fmt.Errorf("reading stdin: %w", err)
 	}
 	return nil
 }

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,15 +88,7 @@ func (e *Encoder) EncodeRelease(r Release) error { return e.enc.Encode(r) }
 // DecodeReleases reads the JSON lines gather prints and calls fn for each.
 // A line that is not a release is an error naming its number.
 func DecodeReleases(r io.Reader, fn func(catalog.Release) error) error {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), maxLine)
-	n := 0
-	for sc.Scan() {
-		n++
-		line := strings.TrimSpace(sc.Text())
-		if line == "" {
-			continue
-		}
+	return scanLines(r, func(n int, line string) error {
 		var rel Release
 		dec := json.NewDecoder(strings.NewReader(line))
 		dec.DisallowUnknownFields()
@@ -109,14 +100,8 @@ func DecodeReleases(r io.Reader, fn func(catalog.Release) error) error {
 		if err != nil {
 			return &ReleaseDecodeError{DecodeError{Line: n, Text: line, Err: err}}
 		}
-		if err := fn(cr); err != nil {
-			return err
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading releases: %w", err)
-	}
-	return nil
+		return fn(cr)
+	})
 }
 
 // ReleaseDecodeError reports a line of input that is not a release.

@@ -102,6 +102,22 @@ func (b *Builder) Layers(ctx context.Context, g catalog.Group) (*containerdisk.L
 	return l, dl, nil
 }
 
+// Build downloads the group, packs it and writes the images and, for
+// several architectures, the index to dst. Nothing is tagged: the caller
+// tags Result.Root once everything is in place.
+func (b *Builder) Build(ctx context.Context, g catalog.Group, dst containerdisk.Storage) (containerdisk.Result, error) {
+	layers, _, err := b.Layers(ctx, g)
+	if err != nil {
+		return containerdisk.Result{}, err
+	}
+	defer layers.Close()
+	res, err := layers.Push(ctx, dst)
+	if err != nil {
+		return res, fmt.Errorf("writing %s: %w", g.Key(), err)
+	}
+	return res, nil
+}
+
 // DiskName is the file name under disk/ in the image: the upstream file's
 // name without its compression suffix.
 func DiskName(r catalog.Release) string {

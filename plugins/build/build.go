@@ -151,15 +151,7 @@ func runBuild(cmd *cobra.Command, streams cli.Streams, opts *buildOptions) error
 	if err != nil {
 		return err
 	}
-	format, err := containerdisk.ParseFormat(opts.format)
-	if err != nil {
-		return err
-	}
-	compression, err := containerdisk.ParseCompression(opts.compression)
-	if err != nil {
-		return err
-	}
-	created, err := parseCreated(opts.created)
+	base, err := opts.imageOptions()
 	if err != nil {
 		return err
 	}
@@ -170,9 +162,9 @@ func runBuild(cmd *cobra.Command, streams cli.Streams, opts *buildOptions) error
 
 	status := option.NewStatus(streams.ErrOut, opts.Quiet)
 	bopts := containerdisk.Options{
-		Format:       format,
-		Compression:  compression,
-		Created:      created,
+		Format:       base.Format,
+		Compression:  base.Compression,
+		Created:      base.Created,
 		Source:       opts.source,
 		Version:      opts.version,
 		Instancetype: opts.instancetyp,
@@ -227,20 +219,26 @@ func resultRecord(ref target.Reference, res containerdisk.Result, version string
 		Version:   version,
 		Tags:      tags,
 	}
-	for _, img := range res.Images {
-		p := img.Platform.OS + "/" + img.Platform.Architecture
-		if img.Platform.Variant != "" {
-			p += "/" + img.Platform.Variant
-		}
-		rec.Images = append(rec.Images, pipeline.Image{
-			Platform:  p,
-			Digest:    img.Manifest.Digest.String(),
-			Checksum:  img.Checksum.String(),
-			Format:    string(img.Disk.Format),
-			LayerSize: img.Layer.Size,
-		})
-	}
+	rec.Images = pipeline.Images(res)
 	return rec
+}
+
+// imageOptions parses the options every build shares: --format,
+// --compression, --created and --temp-dir.
+func (o *buildOptions) imageOptions() (containerdisk.Options, error) {
+	format, err := containerdisk.ParseFormat(o.format)
+	if err != nil {
+		return containerdisk.Options{}, err
+	}
+	compression, err := containerdisk.ParseCompression(o.compression)
+	if err != nil {
+		return containerdisk.Options{}, err
+	}
+	created, err := parseCreated(o.created)
+	if err != nil {
+		return containerdisk.Options{}, err
+	}
+	return containerdisk.Options{Format: format, Compression: compression, Created: created, TempDir: o.tempDir}, nil
 }
 
 func parseDisks(disks, checksums []string, name string) ([]containerdisk.Disk, error) {

@@ -3,11 +3,9 @@ package build
 import (
 	"context"
 	"fmt"
-	"io"
 	"sync"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/publish"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
@@ -51,31 +49,15 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 			return cli.Usagef("no disk given and no releases on stdin: expected --disk ARCH=FILE (e.g. --disk amd64=fedora.qcow2), --focus NAME:VERSION, or the JSON lines of 'kubectl containerdisk gather' on stdin")
 		}
 	}
-	format, err := containerdisk.ParseFormat(opts.format)
-	if err != nil {
-		return err
-	}
-	compression, err := containerdisk.ParseCompression(opts.compression)
-	if err != nil {
-		return err
-	}
-	created, err := parseCreated(opts.created)
+	imageOpts, err := opts.imageOptions()
 	if err != nil {
 		return err
 	}
 	b := &publish.Builder{
 		Client:   client,
 		CacheDir: opts.cacheDir,
-		Options: containerdisk.Options{
-			Format: format, Compression: compression, Created: created, TempDir: opts.tempDir,
-		},
-		Progress: func(r catalog.Release, total int64) io.Writer {
-			status.Printf("Downloading %s %s from %s", r.Key(), r.Arch, r.URL)
-			if bar := option.ProgressBar(streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet, total, r.Key()+" "+r.Arch); bar != nil {
-				return bar
-			}
-			return nil
-		},
+		Options:  imageOpts,
+		Progress: option.DownloadProgress(status, streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet),
 	}
 	targets := option.NewTargets(opts.Remote.Options())
 	groups := catalog.GroupReleases(rels)
@@ -128,16 +110,11 @@ func buildGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix
 		status.Printf("Failed %s: %v", g.Key(), err)
 		return rec
 	}
-	layers, _, err := b.Layers(ctx, g)
-	if err != nil {
-		return fail(err)
-	}
-	defer layers.Close()
 	dst, err := targets.Open(ctx, ref)
 	if err != nil {
 		return fail(err)
 	}
-	res, err := layers.Push(ctx, dst)
+	res, err := b.Build(ctx, g, dst)
 	if err != nil {
 		return fail(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -76,13 +75,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *pushOptions) err
 		Client:   client,
 		CacheDir: opts.cacheDir,
 		Options:  containerdisk.Options{Format: format, Compression: compression, TempDir: opts.tempDir},
-		Progress: func(r catalog.Release, total int64) io.Writer {
-			status.Printf("Downloading %s %s from %s", r.Key(), r.Arch, r.URL)
-			if bar := option.ProgressBar(streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet, total, r.Key()+" "+r.Arch); bar != nil {
-				return bar
-			}
-			return nil
-		},
+		Progress: option.DownloadProgress(status, streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet),
 	}
 	targets := option.NewTargets(opts.Remote.Options())
 	records := make([]pipeline.Record, len(groups))
@@ -191,18 +184,13 @@ func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, pref
 		return rec, Result{Status: StatusWouldPush, Tags: tags, Changes: changes, Time: stamp}
 	}
 	status.Printf("Building %s: %s", ref, changes)
-	layers, _, err := b.Layers(ctx, g)
-	if err != nil {
-		return fail(err)
-	}
-	defer layers.Close()
 	dst, err := targets.Open(ctx, ref)
 	if err != nil {
 		return fail(err)
 	}
-	res, err := layers.Push(ctx, dst)
+	res, err := b.Build(ctx, g, dst)
 	if err != nil {
-		return fail(fmt.Errorf("pushing %s: %w", ref, err))
+		return fail(err)
 	}
 	// Everything is in place; only now are the tags written, the moving
 	// ones last.
@@ -216,15 +204,7 @@ func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, pref
 	rec.Size = res.Root.Size
 	rec.Tags = tags
 	rec.Push = &pipeline.Push{Status: StatusPushed, Tagged: rep.Tagged, Unchanged: rep.Unchanged}
-	for _, img := range res.Images {
-		rec.Images = append(rec.Images, pipeline.Image{
-			Platform:  img.Platform.OS + "/" + img.Platform.Architecture,
-			Digest:    img.Manifest.Digest.String(),
-			Checksum:  img.Checksum.String(),
-			Format:    string(img.Disk.Format),
-			LayerSize: img.Layer.Size,
-		})
-	}
+	rec.Images = pipeline.Images(res)
 	return rec, Result{Status: StatusPushed, Digest: rec.Digest, Tags: tags, Changes: changes, Time: stamp}
 }
 

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 )
 
 // ProgressBar returns a byte progress bar on w, or nil when w is no
@@ -23,4 +25,16 @@ func ProgressBar(w io.Writer, terminal, quiet bool, total int64, description str
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionOnCompletion(func() { io.WriteString(w, "\n") }),
 	)
+}
+
+// DownloadProgress reports each catalog download: a status line, and a bar
+// on a terminal.
+func DownloadProgress(status *Status, w io.Writer, terminal, quiet bool) func(r catalog.Release, total int64) io.Writer {
+	return func(r catalog.Release, total int64) io.Writer {
+		status.Printf("Downloading %s %s from %s", r.Key(), r.Arch, r.URL)
+		if bar := ProgressBar(w, terminal, quiet, total, r.Key()+" "+r.Arch); bar != nil {
+			return bar
+		}
+		return nil
+	}
 }
