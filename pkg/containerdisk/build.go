@@ -32,6 +32,12 @@ type Disk struct {
 	Name string
 	// Checksum, when set, is the upstream checksum the file must match.
 	Checksum Checksum
+	// Source, Instancetype and Preference, when set, replace those of
+	// Options for this disk's image: an upstream URL and a KubeVirt
+	// preference can differ between architectures.
+	Source       string
+	Instancetype string
+	Preference   string
 	// Verified says that Checksum was already checked, for instance while
 	// the file was downloaded (and then perhaps decompressed, so that the
 	// checksum is of the compressed file): it is recorded in the image as
@@ -237,6 +243,15 @@ func prepare(disks []Disk) ([]Disk, []disk.Info, error) {
 }
 
 func pushImage(ctx context.Context, dst Storage, d Disk, info disk.Info, l *layer, opts Options) (Image, error) {
+	if d.Source != "" {
+		opts.Source = d.Source
+	}
+	if d.Instancetype != "" {
+		opts.Instancetype = d.Instancetype
+	}
+	if d.Preference != "" {
+		opts.Preference = d.Preference
+	}
 	img := Image{
 		Platform: platform(d.Architecture),
 		DiffID:   l.diffID,

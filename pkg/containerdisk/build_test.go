@@ -319,3 +319,50 @@ func fetchJSON(t *testing.T, s content.Fetcher, d ocispec.Descriptor, v any) {
 		t.Fatal(err)
 	}
 }
+
+// A disk's own source URL, instancetype and preference go into its image;
+// the index keeps the build's.
+func TestBuildPerDiskMetadata(t *testing.T) {
+	amd64, arm64 := disks(t)
+	store := layout(t)
+	sum := func(path string) containerdisk.Checksum {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return containerdisk.Checksum{Algorithm: "sha256", Hex: fmt.Sprintf("%x", sha256.Sum256(data))}
+	}
+	// Verified: the checksum is recorded as given, without reading the
+	// file for it (it may be of the compressed upstream file).
+	given := containerdisk.Checksum{Algorithm: "sha512", Hex: fmt.Sprintf("%0128x", 7)}
+	res, err := containerdisk.Build(context.Background(), store, []containerdisk.Disk{
+		{Architecture: "amd64", Path: amd64, Checksum: sum(amd64), Source: "https://x/amd64.qcow2", Preference: "fedora"},
+		{Architecture: "arm64", Path: arm64, Checksum: given, Verified: true, Source: "https://x/arm64.img", Preference: "fedora.arm64", Instancetype: "u1.large"},
+	}, containerdisk.Options{Source: "https://x/", Version: "42", Created: time.Unix(0, 0), TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx ocispec.Index
+	fetchJSON(t, store, res.Root, &idx)
+	if idx.Annotations[ocispec.AnnotationSource] != "https://x/" {
+		t.Errorf("index source = %q", idx.Annotations[ocispec.AnnotationSource])
+	}
+	want := map[string][3]string{
+		"amd64": {"https://x/amd64.qcow2", "u1.medium", "fedora"},
+		"arm64": {"https://x/arm64.img", "u1.large", "fedora.arm64"},
+	}
+	for _, img := range res.Images {
+		var m ocispec.Manifest
+		fetchJSON(t, store, img.Manifest, &m)
+		var cfg ocispec.Image
+		fetchJSON(t, store, m.Config, &cfg)
+		w := want[cfg.Architecture]
+		env := []string{containerdisk.EnvInstancetype + "=" + w[1], containerdisk.EnvPreference + "=" + w[2]}
+		if m.Annotations[ocispec.AnnotationSource] != w[0] || cfg.Config.Labels[ocispec.AnnotationSource] != w[0] || !slices.Equal(cfg.Config.Env, env) {
+			t.Errorf("%s: source %q, env %q; want %q, %q", cfg.Architecture, m.Annotations[ocispec.AnnotationSource], cfg.Config.Env, w[0], env)
+		}
+		if cfg.Architecture == "arm64" && cfg.Config.Labels[containerdisk.LabelChecksum] != given.String() {
+			t.Errorf("arm64 checksum label = %q, want the verified %s", cfg.Config.Labels[containerdisk.LabelChecksum], given)
+		}
+	}
+}

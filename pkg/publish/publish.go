@@ -73,6 +73,9 @@ func (b *Builder) Download(ctx context.Context, g catalog.Group) ([]containerdis
 				Name:         DiskName(r),
 				Checksum:     r.Checksum,
 				Verified:     true,
+				Source:       r.URL,
+				Instancetype: r.Metadata.Instancetype,
+				Preference:   r.Metadata.Preference,
 			}
 		}()
 	}
