@@ -44,10 +44,51 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/plugins/push"
 )
 
+// rusageEnv, when set, makes the test binary the helper that runs a
+// command and measures it (see runMeasured), rather than the tests.
+const rusageEnv = "CATALOG_BENCH_RUSAGE_FILE"
+
 func TestMain(m *testing.M) {
+	if file := os.Getenv(rusageEnv); file != "" {
+		os.Exit(runMeasured(file, os.Args[1:]))
+	}
 	// The in-process registry must not send traces to a collector.
 	os.Setenv("OTEL_TRACES_EXPORTER", "none")
 	os.Exit(m.Run())
+}
+
+// runMeasured runs args as a child process and writes to file when it
+// started (Unix ns), its wall time and CPU time (ns) and its peak RSS
+// (ru_maxrss, KiB), then exits with the child's exit code.
+//
+// It is a process of its own because Go starts children with vfork, and
+// Linux carries the parent's peak RSS into the child's ru_maxrss at exec:
+// started from the benchmark, the push binary would report the peak of the
+// test process with the registry in it. Started from this small helper, it
+// reports the larger of its own peak and the helper's, about 21 MiB.
+func runMeasured(file string, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprintf(os.Stderr, "%s=%s: expected a command to run\n", rusageEnv, file)
+		return 2
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// The benchmark's context ends the helper; the child goes with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	err := cmd.Run()
+	wall := time.Since(start)
+	if cmd.ProcessState == nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	line := fmt.Sprintf("%d %d %d %d\n", start.UnixNano(), wall, ru.Utime.Nano()+ru.Stime.Nano(), ru.Maxrss)
+	if err := os.WriteFile(file, []byte(line), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	return cmd.ProcessState.ExitCode()
 }
 
 // BenchmarkCatalogNoop measures the common scheduled run: every entry of a
@@ -193,10 +234,11 @@ func addStats(a, s testregistry.Stats) testregistry.Stats {
 // bench/build-push.sh. MiB/s is the three files' size over the wall time.
 //
 // The command runs as the real binary, built into a temporary directory, in
-// a process of its own: its peak RSS (getrusage's ru_maxrss) is then its
-// own, not that of this test binary with the registry, the upstream server
-// and the disk generator in it. The registry and the upstream stay in this
-// process, as servers elsewhere would be.
+// a process of its own, so that its peak RSS (ru_maxrss) and CPU time are
+// its own, not those of this test binary with the registry, the upstream
+// server and the disk generator in it; the test binary, run again as a
+// helper, starts it and measures it (see runMeasured). The registry and the upstream stay in
+// this process, as servers elsewhere would be.
 //
 // The upstream server records when it started and finished sending each
 // disk; the benchmark fails when no two downloads were under way at once.
@@ -249,19 +291,18 @@ func BenchmarkCatalogColdPush3Arch(b *testing.B) {
 			b.Fatal(err)
 		}
 		spans.reset()
-		cmd := exec.CommandContext(ctx, bin,
+		usage := filepath.Join(work, "rusage")
+		cmd := exec.CommandContext(ctx, os.Args[0], bin,
 			"--catalog", catalogFile, "--focus", "bench:*", "--dry-run=false",
 			"--to", reg.Host+"/containerdisks", "--cache-dir", filepath.Join(dir, "cache"),
 			"--temp-dir", dir, "-o", "json")
-		cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none")
+		cmd.Env = append(os.Environ(), "OTEL_TRACES_EXPORTER=none", rusageEnv+"="+usage)
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut
 
 		b.StartTimer()
-		start := time.Now()
 		up := watchUploads(reg)
 		err = cmd.Run()
-		took := time.Since(start)
 		firstUp, lastUp := up()
 		b.StopTimer()
 
@@ -269,6 +310,13 @@ func BenchmarkCatalogColdPush3Arch(b *testing.B) {
 			reg.Close()
 			b.Fatalf("push: %v\n%s", err, errOut.String())
 		}
+		var startNS, tookNS, cpuNS, rssKiB int64
+		if data, err := os.ReadFile(usage); err != nil {
+			b.Fatal(err)
+		} else if _, err := fmt.Sscan(string(data), &startNS, &tookNS, &cpuNS, &rssKiB); err != nil {
+			b.Fatalf("reading %s: %v", usage, err)
+		}
+		start, took := time.Unix(0, startNS), time.Duration(tookNS)
 		var recs []pipeline.Record
 		if err := pipeline.Decode(&out, func(r pipeline.Record) error {
 			recs = append(recs, r)
@@ -283,7 +331,6 @@ func BenchmarkCatalogColdPush3Arch(b *testing.B) {
 		if err := reg.Close(); err != nil {
 			b.Fatal(err)
 		}
-		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 		got := spans.get()
 		if len(got) < len(arches) {
 			b.Fatalf("upstream served %d disk requests, want one per architecture: %+v", len(got), got)
@@ -295,11 +342,11 @@ func BenchmarkCatalogColdPush3Arch(b *testing.B) {
 		if firstUp.IsZero() {
 			b.Fatalf("push: the registry received no blob bytes\n%s", errOut.String())
 		}
-		b.Logf("run %d: %.2fs; downloads: %s; uploads %.2fs-%.2fs", run, took.Seconds(), describe(got, start), firstUp.Sub(start).Seconds(), lastUp.Sub(start).Seconds())
+		b.Logf("run %d: %.2fs, peak RSS %d MiB; downloads: %s; uploads %.2fs-%.2fs", run, took.Seconds(), rssKiB>>10, describe(got, start), firstUp.Sub(start).Seconds(), lastUp.Sub(start).Seconds())
 
 		wall += took
-		cpu += time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-		peakRSS = max(peakRSS, ru.Maxrss) // KiB on Linux
+		cpu += time.Duration(cpuNS)
+		peakRSS = max(peakRSS, rssKiB)
 		download += lastEnd(got).Sub(start)
 		layers += firstUp.Sub(lastEnd(got))
 		upload += lastUp.Sub(firstUp)
