@@ -310,7 +310,13 @@ func pushIndex(ctx context.Context, dst Storage, images []Image, opts Options) (
 		MediaType: indexMediaType(opts.Format),
 	}
 	for _, img := range images {
-		idx.Manifests = append(idx.Manifests, img.Manifest)
+		desc := img.Manifest
+		if opts.Format == FormatOCI && !img.Checksum.IsZero() {
+			// The checksum beside each manifest lets a publisher tell
+			// from the index alone whether upstream changed.
+			desc.Annotations = map[string]string{LabelChecksum: img.Checksum.String()}
+		}
+		idx.Manifests = append(idx.Manifests, desc)
 	}
 	if opts.Format == FormatOCI {
 		idx.Annotations = annotations(opts)

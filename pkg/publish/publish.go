@@ -22,6 +22,7 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
@@ -186,22 +187,25 @@ type Published struct {
 // objects, never a layer. A missing tag is not an error: Root is zero.
 func ReadPublished(ctx context.Context, target oras.ReadOnlyTarget, tag string) (Published, error) {
 	p := Published{Checksums: map[string]containerdisk.Checksum{}}
-	root, err := target.Resolve(ctx, tag)
+	root, data, err := fetchRoot(ctx, target, tag)
 	if errors.Is(err, errdef.ErrNotFound) {
 		return p, nil
 	}
 	if err != nil {
-		return p, fmt.Errorf("resolving %s: %w", tag, err)
+		return p, fmt.Errorf("reading %s: %w", tag, err)
 	}
 	p.Root = root
 	var manifests []ocispec.Descriptor
 	switch root.MediaType {
 	case ocispec.MediaTypeImageIndex, containerdisk.MediaTypeDockerManifestList:
 		var idx ocispec.Index
-		if err := fetchJSON(ctx, target, root, &idx); err != nil {
-			return p, err
+		if err := json.Unmarshal(data, &idx); err != nil {
+			return p, fmt.Errorf("decoding %s: %w", root.Digest, err)
 		}
 		manifests = idx.Manifests
+		if fromIndex(idx, p.Checksums) {
+			return p, nil
+		}
 	default:
 		manifests = []ocispec.Descriptor{root}
 	}
@@ -234,6 +238,50 @@ func ReadPublished(ctx context.Context, target oras.ReadOnlyTarget, tag string) 
 	}
 	wg.Wait()
 	return p, errors.Join(errs...)
+}
+
+// fetchRoot resolves and reads the tagged index or manifest, in one GET when
+// the target can (a registry), else a resolve and a fetch.
+func fetchRoot(ctx context.Context, target oras.ReadOnlyTarget, tag string) (ocispec.Descriptor, []byte, error) {
+	if rf, ok := target.(registry.ReferenceFetcher); ok {
+		desc, rc, err := rf.FetchReference(ctx, tag)
+		if err != nil {
+			return desc, nil, err
+		}
+		defer rc.Close()
+		if desc.Size > maxManifest {
+			return desc, nil, fmt.Errorf("%s: %d bytes: too large for a manifest", desc.Digest, desc.Size)
+		}
+		data, err := content.ReadAll(rc, desc)
+		return desc, data, err
+	}
+	desc, err := target.Resolve(ctx, tag)
+	if err != nil {
+		return desc, nil, err
+	}
+	if desc.Size > maxManifest {
+		return desc, nil, fmt.Errorf("%s: %d bytes: too large for a manifest", desc.Digest, desc.Size)
+	}
+	data, err := content.FetchAll(ctx, target, desc)
+	return desc, data, err
+}
+
+// fromIndex fills sums from the checksums the index records beside each
+// manifest, and reports whether every manifest had one; images written
+// before that, or by other tools, need their configs read.
+func fromIndex(idx ocispec.Index, sums map[string]containerdisk.Checksum) bool {
+	found := map[string]containerdisk.Checksum{}
+	for _, m := range idx.Manifests {
+		c, err := containerdisk.ParseChecksum(m.Annotations[containerdisk.LabelChecksum])
+		if err != nil || m.Platform == nil || m.Platform.Architecture == "" {
+			return false
+		}
+		found[m.Platform.Architecture] = c
+	}
+	for a, c := range found {
+		sums[a] = c
+	}
+	return len(found) > 0
 }
 
 // recordedChecksum reads the checksum label; images that record only the

@@ -80,6 +80,15 @@ func TestReadPublished(t *testing.T) {
 	if err := store.Tag(ctx, res.Root, "42"); err != nil {
 		t.Fatal(err)
 	}
+	// A Docker manifest list has no room for the checksums beside its
+	// manifests: they come from the configs.
+	docker, err := containerdisk.Build(ctx, store, disks, containerdisk.Options{Format: containerdisk.FormatDocker, Created: time.Unix(0, 0), TempDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Tag(ctx, docker.Root, "42-docker"); err != nil {
+		t.Fatal(err)
+	}
 	g := catalog.Group{Name: "fedora", Version: "42", Releases: []catalog.Release{
 		{Arch: "amd64", Checksum: sum('a')}, {Arch: "arm64", Checksum: sum('b')},
 	}}
@@ -89,6 +98,10 @@ func TestReadPublished(t *testing.T) {
 	}
 	if p.Root.Digest != res.Root.Digest || !p.UpToDate(g) {
 		t.Errorf("published %+v is not up to date with %+v", p, g)
+	}
+	pd, err := ReadPublished(ctx, store, "42-docker")
+	if err != nil || !pd.UpToDate(g) {
+		t.Errorf("docker list: %+v, %v; want up to date from the configs", pd, err)
 	}
 	g.Releases[1].Checksum = sum('c')
 	g.Releases = append(g.Releases, catalog.Release{Arch: "s390x", Checksum: sum('d')})
