@@ -5,7 +5,7 @@
 #
 #   BenchmarkCatalogNoop          a scheduled run that finds ~40 entries (~110
 #                                 images) up to date: it must download no disk,
-#                                 read one config per image and no layer, and
+#                                 read one index per entry and no blob, and
 #                                 take under 2 s
 #   BenchmarkCatalogColdPush3Arch the first publish of one 3-arch entry of
 #                                 1 GiB qcow2 disks to an empty registry with an
@@ -75,8 +75,9 @@ figures CatalogColdPush3Arch
 cat <<'EOF'
 
 ms/run: mean wall time of a no-op run; registry-requests/run: HEAD and GET of
-manifests and blobs; blob-bytes-out/run: blob bytes the registry sent (configs
-only, a few hundred bytes each); upstream-metadata-requests/run: release lists,
+manifests and blobs (one GET of each entry's index); blob-bytes-out/run: blob
+bytes the registry sent (none: the index records the checksums);
+upstream-metadata-requests/run: release lists,
 checksum files and directory indexes read upstream.
 MiB/s: the three disk files' size / the wall time of the push process;
 peak-RSS-MiB and cpu-s/run: of the push process alone (getrusage), not of the
