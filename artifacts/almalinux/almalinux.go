@@ -4,15 +4,12 @@ package almalinux
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strconv"
-	"sync"
 
+	"github.com/containerdisk/kubectl-containerdisk/artifacts/internal/tree"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
 )
 
@@ -21,9 +18,6 @@ const (
 	defaultBase = "https://repo.almalinux.org/almalinux"
 	user        = "almalinux"
 )
-
-// upstreamArch is how repo.almalinux.org names KubeVirt's architectures.
-var upstreamArch = map[string]string{"amd64": "x86_64", "arm64": "aarch64", "s390x": "s390x"}
 
 var majorDir = regexp.MustCompile(`^[0-9]+$`)
 
@@ -51,64 +45,26 @@ func (distro) DefaultBase() string { return defaultBase }
 // files, concurrently.
 func (d distro) Releases(ctx context.Context, env catalog.Env) ([]catalog.Release, error) {
 	indexURL := env.URL() + "/"
-	page, err := env.Fetch.Fetch(ctx, indexURL)
+	versions, err := tree.Versions(ctx, env, indexURL, tree.Match(majorDir))
 	if err != nil {
 		return nil, err
-	}
-	var versions []string
-	for _, dir := range upstream.Dirs(page) {
-		if majorDir.MatchString(dir) && !slices.Contains(versions, dir) {
-			versions = append(versions, dir)
-		}
 	}
 	if len(versions) == 0 {
 		return nil, fmt.Errorf("%s lists no major version directory: expected the AlmaLinux repository, with 9/, 10/…", indexURL)
 	}
-	slices.SortFunc(versions, catalog.CompareVersions)
-	results := make([][]catalog.Release, len(versions))
-	var wg sync.WaitGroup
-	for i, v := range versions {
-		wg.Go(func() { results[i] = d.version(ctx, env, v) })
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return slices.Concat(results...), nil
-}
-
-// version returns the releases of major version v, one per architecture
-// its cloud/ directory has.
-func (d distro) version(ctx context.Context, env catalog.Env, v string) []catalog.Release {
-	page, err := env.Fetch.Fetch(ctx, env.URL(v, "cloud")+"/")
-	if errors.Is(err, catalog.ErrNotFound) {
-		// A major version without cloud images (yet).
-		return nil
-	}
-	if err != nil {
-		// Which architectures the version has is unknown: all of them fail.
-		var out []catalog.Release
-		for _, arch := range containerdisk.Architectures {
-			r := newRelease(v, arch)
-			r.Err = fmt.Errorf("listing the architectures of AlmaLinux %s: %w", v, err)
-			out = append(out, r)
-		}
-		return out
-	}
-	var out []catalog.Release
-	dirs := upstream.Dirs(page)
-	for _, arch := range containerdisk.Architectures {
-		if slices.Contains(dirs, upstreamArch[arch]) {
-			out = append(out, d.release(ctx, env, v, arch))
-		}
-	}
-	return out
+	return tree.ForEach(ctx, versions, func(v string) []catalog.Release {
+		// A major version without a cloud/ directory has no cloud images
+		// (yet).
+		return tree.ReadArchDirs(ctx, env, env.URL(v, "cloud")+"/", "AlmaLinux "+v,
+			func(arch string) catalog.Release { return newRelease(v, arch) },
+			func(arch string) catalog.Release { return d.release(ctx, env, v, arch) })
+	})
 }
 
 // release reads the CHECKSUM of major version v and arch.
 func (d distro) release(ctx context.Context, env catalog.Env, v, arch string) catalog.Release {
 	r := newRelease(v, arch)
-	up := upstreamArch[arch]
+	up := tree.UpstreamArch[arch]
 	sumsURL := env.URL(v, "cloud", up, "images", "CHECKSUM")
 	data, err := env.Fetch.Fetch(ctx, sumsURL)
 	if err != nil {
@@ -117,22 +73,13 @@ func (d distro) release(ctx context.Context, env catalog.Env, v, arch string) ca
 	}
 	q := regexp.QuoteMeta(v)
 	image := regexp.MustCompile(`^AlmaLinux-` + q + `-GenericCloud-(` + q + `\.[0-9]+)-([0-9]{8}(?:\.[0-9]+)*)\.` + regexp.QuoteMeta(up) + `\.qcow2$`)
-	var best upstream.Sum
-	var minor, date string
-	for _, s := range upstream.ParseSums(data) {
-		m := image.FindStringSubmatch(s.File)
-		if m == nil {
-			continue
-		}
-		if minor == "" || catalog.CompareVersions(m[1], minor) > 0 || (m[1] == minor && catalog.CompareVersions(m[2], date) > 0) {
-			best, minor, date = s, m[1], m[2]
-		}
-	}
-	if minor == "" {
+	// Ordered by minor version, then date.
+	best, m, ok := tree.Newest(upstream.ParseSums(data), image)
+	if !ok {
 		r.Err = fmt.Errorf("%s lists no AlmaLinux-%s-GenericCloud-%s.<minor>-<YYYYMMDD>.%s.qcow2 image", sumsURL, v, v, up)
 		return r
 	}
-	r.Build = minor + "-" + date
+	r.Build = m[0] + "-" + m[1]
 	r.URL = env.URL(v, "cloud", up, "images", best.File)
 	r.Checksum = best.Checksum
 	r.Tags = []string{r.Build}

@@ -1,13 +1,8 @@
 package almalinux
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -15,35 +10,12 @@ import (
 
 	"github.com/containerdisk/kubectl-containerdisk/internal/testupstream"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
 )
 
-func startSite(t *testing.T) *testupstream.Site {
-	t.Helper()
-	site, err := testupstream.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := site.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { site.Close() })
-	return site
-}
-
-// env reads the site as a mirror of AlmaLinux, with a fresh client: the
-// client reads each URL once.
-func env(site *testupstream.Site) catalog.Env {
-	return catalog.Env{Base: site.URL() + "/almalinux", Fetch: upstream.NewClient(upstream.Options{Retries: -1}), Now: time.Now()}
-}
-
+// releases reads the site as a mirror of AlmaLinux, as a new run does.
 func releases(t *testing.T, site *testupstream.Site) []catalog.Release {
 	t.Helper()
-	rels, err := New().Releases(t.Context(), env(site))
-	if err != nil {
-		t.Fatalf("Releases: %v", err)
-	}
-	return rels
+	return testupstream.Releases(t, New(), site.Env(New(), time.Now()))
 }
 
 func publish(t *testing.T, site *testupstream.Site, major, minor, date string, arches ...string) {
@@ -53,49 +25,8 @@ func publish(t *testing.T, site *testupstream.Site, major, minor, date string, a
 	}
 }
 
-// download returns the sha256 of what url serves.
-func download(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// fileSum returns the sha256 of a file of the site.
-func fileSum(t *testing.T, site *testupstream.Site, path string) string {
-	t.Helper()
-	data, err := site.ReadFile(path)
-	if err != nil || len(data) == 0 {
-		t.Fatalf("site file %s: %v (%d bytes)", path, err, len(data))
-	}
-	h := sha256.Sum256(data)
-	return hex.EncodeToString(h[:])
-}
-
-func summary(rels []catalog.Release) []string {
-	var out []string
-	for _, r := range rels {
-		s := fmt.Sprintf("%s %s %s", r.Version, r.Arch, r.Build)
-		if r.Err != nil {
-			s += " error: " + r.Err.Error()
-		}
-		out = append(out, s)
-	}
-	return out
-}
-
 func TestReleases(t *testing.T) {
-	site := startSite(t)
+	site := testupstream.Serve(t)
 	// 9.10 is newer than 9.9 though not as text, and newer than a later
 	// 9.9 rebuild; the "-latest" aliases name 9.10-20250521, published last.
 	publish(t, site, "9", "9.9", "20251001")
@@ -117,40 +48,21 @@ func TestReleases(t *testing.T) {
 	}
 	rels := releases(t, site)
 	if len(rels) != len(want) {
-		t.Fatalf("got\n%s\nwant %d releases", strings.Join(summary(rels), "\n"), len(want))
+		t.Fatalf("got\n%s\nwant %d releases", strings.Join(testupstream.Summary(rels), "\n"), len(want))
 	}
-	base := site.URL() + "/almalinux"
 	for i, w := range want {
-		r := rels[i]
 		t.Run(w.version+"/"+w.arch, func(t *testing.T) {
-			if r.Err != nil {
-				t.Fatalf("Err = %v", r.Err)
-			}
 			build := w.minor + "-" + w.date
-			if r.Name != "almalinux" || r.Version != w.version || r.Arch != w.arch || r.Build != build || !r.Stable {
-				t.Errorf("got %s:%s %s build %q stable %v, want almalinux:%s %s build %q stable", r.Name, r.Version, r.Arch, r.Build, r.Stable, w.version, w.arch, build)
-			}
-			path := fmt.Sprintf("%s/cloud/%s/images/AlmaLinux-%s-GenericCloud-%s-%s.%s.qcow2", w.version, w.up, w.version, w.minor, w.date, w.up)
-			if r.URL != base+"/"+path {
-				t.Errorf("URL = %s, want %s", r.URL, base+"/"+path)
-			}
-			if sum := fileSum(t, site, "almalinux/"+path); r.Checksum.String() != "sha256:"+sum {
-				t.Errorf("Checksum = %s, want sha256:%s", r.Checksum, sum)
-			}
-			if got := download(t, r.URL); got != r.Checksum.Hex {
-				t.Errorf("the URL serves sha256:%s, not the Checksum %s", got, r.Checksum)
-			}
-			if want := []string{build}; !slices.Equal(r.Tags, want) {
-				t.Errorf("Tags = %q, want %q", r.Tags, want)
-			}
-			m := r.Metadata
-			if r.Compression != "" || m.Preference != w.preference || m.Instancetype != "u1.medium" || m.DefaultUser != "almalinux" || !strings.Contains(m.UserData, "user: almalinux") || m.Description == "" {
-				t.Errorf("Compression %q, Metadata %+v", r.Compression, m)
-			}
+			testupstream.CheckRelease(t, site, rels[i], testupstream.Want{
+				Name: "almalinux", Version: w.version, Arch: w.arch, Build: build, Stable: true,
+				Tags:        []string{build},
+				Path:        fmt.Sprintf("%s/cloud/%s/images/AlmaLinux-%s-GenericCloud-%s-%s.%s.qcow2", w.version, w.up, w.version, w.minor, w.date, w.up),
+				DefaultUser: "almalinux", Preference: w.preference,
+			})
 		})
 	}
-	if again := summary(releases(t, site)); !slices.Equal(again, summary(rels)) {
-		t.Errorf("a second read gives\n%s\nnot\n%s", strings.Join(again, "\n"), strings.Join(summary(rels), "\n"))
+	if again := testupstream.Summary(releases(t, site)); !slices.Equal(again, testupstream.Summary(rels)) {
+		t.Errorf("a second read gives\n%s\nnot\n%s", strings.Join(again, "\n"), strings.Join(testupstream.Summary(rels), "\n"))
 	}
 }
 
@@ -169,195 +81,118 @@ func TestReleasesIgnoresOtherImages(t *testing.T) {
 		"AlmaLinux-9-Vagrant-libvirt-9.99-20991231.x86_64.box",
 	} {
 		t.Run(file, func(t *testing.T) {
-			site := startSite(t)
+			site := testupstream.Serve(t)
 			publish(t, site, "9", "9.6", "20250522", "amd64")
-			path := "almalinux/9/cloud/x86_64/images/CHECKSUM"
-			data, err := site.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			data = append(data, "# junk: no checksum line\n"+sum+"  "+file+"\n"...)
-			if err := site.WriteFile(path, data); err != nil {
-				t.Fatal(err)
-			}
+			testupstream.AppendFile(t, site, "almalinux/9/cloud/x86_64/images/CHECKSUM",
+				"# junk: no checksum line",
+				sum+"  "+file)
 			rels := releases(t, site)
 			if len(rels) != 1 || rels[0].Err != nil || rels[0].Build != "9.6-20250522" || !strings.HasSuffix(rels[0].URL, "/AlmaLinux-9-GenericCloud-9.6-20250522.x86_64.qcow2") {
-				t.Errorf("got %q, want build 9.6-20250522", summary(rels))
+				t.Errorf("got %q, want build 9.6-20250522", testupstream.Summary(rels))
 			}
 		})
 	}
 }
 
 func TestReleasesPicksUpNewVersionAndBuild(t *testing.T) {
-	site := startSite(t)
+	site := testupstream.Serve(t)
 	publish(t, site, "9", "9.5", "20241120", "amd64")
 	before := releases(t, site)
-	if got := summary(before); !slices.Equal(got, []string{"9 amd64 9.5-20241120"}) {
+	if got := testupstream.Summary(before); !slices.Equal(got, []string{"9 amd64 9.5-20241120"}) {
 		t.Fatalf("before: %q", got)
 	}
 
 	publish(t, site, "9", "9.6", "20250522", "amd64")
 	publish(t, site, "10", "10.0", "20250528", "amd64")
 	after := releases(t, site)
-	if got := summary(after); !slices.Equal(got, []string{"9 amd64 9.6-20250522", "10 amd64 10.0-20250528"}) {
+	if got := testupstream.Summary(after); !slices.Equal(got, []string{"9 amd64 9.6-20250522", "10 amd64 10.0-20250528"}) {
 		t.Fatalf("after: %q", got)
 	}
 	if after[0].Checksum == before[0].Checksum {
 		t.Errorf("two builds have the same checksum %s", after[0].Checksum)
 	}
 	for _, r := range after {
-		if got := download(t, r.URL); got != r.Checksum.Hex {
-			t.Errorf("%s %s: the URL serves sha256:%s, not the Checksum %s", r.Version, r.Arch, got, r.Checksum)
-		}
+		testupstream.CheckDownload(t, r, "sha256")
 	}
 }
 
 func TestReleasesArchProblems(t *testing.T) {
-	tests := []struct {
-		name     string
-		set      func(*testupstream.Site) error
-		want     []string // summaries of the releases of 9, up to the fetch error
-		mentions string   // what every error names
-		notFound bool     // whether the errors wrap catalog.ErrNotFound
-	}{
-		{
-			name: "major version without cloud images",
-			set: func(s *testupstream.Site) error {
-				return s.WriteFile("almalinux/11/isos/x86_64/CHECKSUM", nil)
-			},
-			want: []string{"9 amd64 9.6-20250522"},
-		},
-		{
-			name: "architecture directory without CHECKSUM",
-			set: func(s *testupstream.Site) error {
-				return s.WriteFile("almalinux/9/cloud/aarch64/images/README", []byte("empty\n"))
-			},
-			want:     []string{"9 amd64 9.6-20250522", "9 arm64  error: reading the checksums of AlmaLinux 9 for aarch64, whose directory is listed: "},
-			mentions: "BASE/9/cloud/aarch64/images/CHECKSUM",
-			notFound: true,
-		},
-		{
-			name: "CHECKSUM without GenericCloud image",
-			set: func(s *testupstream.Site) error {
-				return s.WriteFile("almalinux/9/cloud/s390x/images/CHECKSUM", []byte(strings.Repeat("ab", 32)+"  AlmaLinux-9-GenericCloud-latest.s390x.qcow2\n"))
-			},
-			want:     []string{"9 amd64 9.6-20250522", "9 s390x  error: BASE/9/cloud/s390x/images/CHECKSUM lists no AlmaLinux-9-GenericCloud-9.<minor>-<YYYYMMDD>.s390x.qcow2 image"},
-			mentions: "BASE/9/cloud/s390x/images/CHECKSUM",
-		},
-		{
-			name: "CHECKSUM that fails",
-			set: func(s *testupstream.Site) error {
-				s.Fail("almalinux/9/cloud/x86_64/images/CHECKSUM", http.StatusServiceUnavailable, 100)
-				return nil
-			},
-			want:     []string{"9 amd64  error: reading the checksums of AlmaLinux 9 for x86_64, whose directory is listed: "},
-			mentions: "BASE/9/cloud/x86_64/images/CHECKSUM",
-		},
-		{
-			name: "cloud directory that fails",
-			set: func(s *testupstream.Site) error {
-				s.Fail("almalinux/9/cloud", http.StatusBadGateway, 100)
-				return nil
-			},
-			want: []string{
-				"9 amd64  error: listing the architectures of AlmaLinux 9: ",
-				"9 arm64  error: listing the architectures of AlmaLinux 9: ",
-				"9 s390x  error: listing the architectures of AlmaLinux 9: ",
-			},
-			mentions: "BASE/9/cloud/",
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			site := startSite(t)
-			publish(t, site, "9", "9.6", "20250522", "amd64")
-			publish(t, site, "10", "10.0", "20250528", "amd64")
-			if err := tt.set(site); err != nil {
-				t.Fatal(err)
+	testupstream.CheckVersionProblems(t, New(), testupstream.VersionProblems{
+		Publish: func(s *testupstream.Site) error {
+			if err := s.PublishAlmaLinux("9", "9.6", "20250522", "amd64"); err != nil {
+				return err
 			}
-			rels := releases(t, site)
-			var got []string
-			for i, s := range summary(rels) {
-				s = strings.ReplaceAll(s, site.URL()+"/almalinux", "BASE")
-				switch {
-				case s == "10 amd64 10.0-20250528":
-				case !strings.HasPrefix(s, "9 "):
-					t.Errorf("other versions are affected: %s", s)
-				default:
-					got = append(got, s)
-					r := rels[i]
-					if r.Err != nil && !strings.Contains(s, tt.mentions) {
-						t.Errorf("%s %s: error %q does not name %s", r.Version, r.Arch, s, tt.mentions)
-					}
-					if r.Err != nil && tt.notFound && !errors.Is(r.Err, catalog.ErrNotFound) {
-						t.Errorf("%s %s: error %v does not wrap catalog.ErrNotFound", r.Version, r.Arch, r.Err)
-					}
-				}
-			}
-			ok := len(got) == len(tt.want)
-			for i := 0; ok && i < len(got); i++ {
-				ok = got[i] == tt.want[i] || strings.HasSuffix(tt.want[i], ": ") && strings.HasPrefix(got[i], tt.want[i])
-			}
-			if !ok {
-				t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
-			}
-			for _, r := range rels {
-				if r.Err != nil && (r.Name != "almalinux" || r.Version == "" || r.Arch == "") {
-					t.Errorf("a failed release still says what it is: %+v", r)
-				}
-			}
-		})
-	}
+			return s.PublishAlmaLinux("10", "10.0", "20250528", "amd64")
+		},
+		Version: "9",
+		Others:  []string{"10 amd64 10.0-20250528"},
+		Cases: []testupstream.VersionProblem{
+			{
+				Name: "major version without cloud images",
+				Set: func(s *testupstream.Site) error {
+					return s.WriteFile("almalinux/11/isos/x86_64/CHECKSUM", nil)
+				},
+				Want: []string{"9 amd64 9.6-20250522"},
+			},
+			{
+				Name: "architecture directory without CHECKSUM",
+				Set: func(s *testupstream.Site) error {
+					return s.WriteFile("almalinux/9/cloud/aarch64/images/README", []byte("empty\n"))
+				},
+				Want:     []string{"9 amd64 9.6-20250522", "9 arm64  error: reading the checksums of AlmaLinux 9 for aarch64, whose directory is listed: "},
+				Mentions: "BASE/9/cloud/aarch64/images/CHECKSUM",
+				NotFound: true,
+			},
+			{
+				Name: "CHECKSUM without GenericCloud image",
+				Set: func(s *testupstream.Site) error {
+					return s.WriteFile("almalinux/9/cloud/s390x/images/CHECKSUM", []byte(strings.Repeat("ab", 32)+"  AlmaLinux-9-GenericCloud-latest.s390x.qcow2\n"))
+				},
+				Want:     []string{"9 amd64 9.6-20250522", "9 s390x  error: BASE/9/cloud/s390x/images/CHECKSUM lists no AlmaLinux-9-GenericCloud-9.<minor>-<YYYYMMDD>.s390x.qcow2 image"},
+				Mentions: "BASE/9/cloud/s390x/images/CHECKSUM",
+			},
+			{
+				Name: "CHECKSUM that fails",
+				Set: func(s *testupstream.Site) error {
+					s.Fail("almalinux/9/cloud/x86_64/images/CHECKSUM", http.StatusServiceUnavailable, 100)
+					return nil
+				},
+				Want:     []string{"9 amd64  error: reading the checksums of AlmaLinux 9 for x86_64, whose directory is listed: "},
+				Mentions: "BASE/9/cloud/x86_64/images/CHECKSUM",
+			},
+			{
+				Name: "cloud directory that fails",
+				Set: func(s *testupstream.Site) error {
+					s.Fail("almalinux/9/cloud", http.StatusBadGateway, 100)
+					return nil
+				},
+				Want: []string{
+					"9 amd64  error: listing the architectures of AlmaLinux 9: ",
+					"9 arm64  error: listing the architectures of AlmaLinux 9: ",
+					"9 s390x  error: listing the architectures of AlmaLinux 9: ",
+				},
+				Mentions: "BASE/9/cloud/",
+			},
+		},
+	})
 }
 
 func TestReleasesUnreadable(t *testing.T) {
-	tests := []struct {
-		name string
-		set  func(*testupstream.Site) error
-		want string // in the message, when not ""
-		is   error  // matched by errors.Is, when not nil
-	}{
-		{"missing", func(*testupstream.Site) error { return nil }, "", catalog.ErrNotFound},
-		{"server error", func(s *testupstream.Site) error {
+	testupstream.CheckUnreadable(t, New(), time.Now(), []testupstream.Unreadable{
+		{Name: "missing", Set: func(*testupstream.Site) error { return nil }, Is: catalog.ErrNotFound},
+		{Name: "server error", Set: func(s *testupstream.Site) error {
 			s.Fail("almalinux", http.StatusInternalServerError, 100)
 			return s.PublishAlmaLinux("9", "9.6", "20250522", "amd64")
-		}, "", nil},
-		{"no major version directory", func(s *testupstream.Site) error {
+		}},
+		{Name: "no major version directory", Set: func(s *testupstream.Site) error {
 			return s.WriteFile("almalinux/9.6/cloud/x86_64/images/CHECKSUM", nil)
-		}, "lists no major version directory", nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			site := startSite(t)
-			if err := tt.set(site); err != nil {
-				t.Fatal(err)
-			}
-			rels, err := New().Releases(t.Context(), env(site))
-			if err == nil || !strings.Contains(err.Error(), tt.want) || tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("got %q, error %v; want an error containing %q, matching %v", summary(rels), err, tt.want, tt.is)
-			}
-		})
-	}
+		}, Want: "lists no major version directory"},
+	})
 }
 
 func TestReleasesFromLocalMirror(t *testing.T) {
-	site := startSite(t)
+	site := testupstream.Serve(t)
 	publish(t, site, "9", "9.6", "20250522")
 	publish(t, site, "10", "10.0", "20250528.0", "amd64")
-	overHTTP := releases(t, site)
-
-	// The same tree as a local directory: the listings are the client's.
-	local := catalog.Env{Base: "file://" + filepath.ToSlash(site.Dir) + "/almalinux", Fetch: upstream.NewClient(upstream.Options{})}
-	rels, err := New().Releases(t.Context(), local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, want := summary(rels), summary(overHTTP); !slices.Equal(got, want) {
-		t.Fatalf("file:// gives\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-	for i, r := range rels {
-		if want := strings.Replace(overHTTP[i].URL, site.URL(), "file://"+filepath.ToSlash(site.Dir), 1); r.URL != want || r.Checksum != overHTTP[i].Checksum {
-			t.Errorf("%s %s: URL %s checksum %s, want %s %s", r.Version, r.Arch, r.URL, r.Checksum, want, overHTTP[i].Checksum)
-		}
-	}
+	testupstream.CheckLocalMirror(t, site, New())
 }

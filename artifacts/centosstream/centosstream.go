@@ -4,14 +4,11 @@ package centosstream
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"regexp"
-	"slices"
-	"sync"
 
+	"github.com/containerdisk/kubectl-containerdisk/artifacts/internal/tree"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
 )
 
@@ -20,9 +17,6 @@ const (
 	defaultBase = "https://cloud.centos.org/centos"
 	user        = "cloud-user"
 )
-
-// upstreamArch is how cloud.centos.org names KubeVirt's architectures.
-var upstreamArch = map[string]string{"amd64": "x86_64", "arm64": "aarch64", "s390x": "s390x"}
 
 var streamDir = regexp.MustCompile(`^([0-9]+)-stream$`)
 
@@ -49,65 +43,26 @@ func (distro) DefaultBase() string { return defaultBase }
 // files, concurrently.
 func (d distro) Releases(ctx context.Context, env catalog.Env) ([]catalog.Release, error) {
 	indexURL := env.URL() + "/"
-	page, err := env.Fetch.Fetch(ctx, indexURL)
+	versions, err := tree.Versions(ctx, env, indexURL, tree.Match(streamDir))
 	if err != nil {
 		return nil, err
-	}
-	var versions []string
-	for _, dir := range upstream.Dirs(page) {
-		if m := streamDir.FindStringSubmatch(dir); m != nil && !slices.Contains(versions, m[1]) {
-			versions = append(versions, m[1])
-		}
 	}
 	if len(versions) == 0 {
 		return nil, fmt.Errorf("%s lists no N-stream/ directory: expected CentOS's cloud image tree, with 9-stream/, 10-stream/…", indexURL)
 	}
-	slices.SortFunc(versions, catalog.CompareVersions)
-	results := make([][]catalog.Release, len(versions))
-	var wg sync.WaitGroup
-	for i, v := range versions {
-		wg.Go(func() { results[i] = d.version(ctx, env, v) })
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return slices.Concat(results...), nil
-}
-
-// version returns the releases of version v, one per architecture its
-// directory has.
-func (d distro) version(ctx context.Context, env catalog.Env, v string) []catalog.Release {
-	dirURL := env.URL(v+"-stream") + "/"
-	page, err := env.Fetch.Fetch(ctx, dirURL)
-	if errors.Is(err, catalog.ErrNotFound) {
-		// Listed but gone, as on a mirror mid-sync: nothing is published.
-		return nil
-	}
-	if err != nil {
-		// Which architectures the version has is unknown: all of them fail.
-		var out []catalog.Release
-		for _, arch := range containerdisk.Architectures {
-			r := newRelease(v, arch)
-			r.Err = fmt.Errorf("listing the architectures of CentOS Stream %s: %w", v, err)
-			out = append(out, r)
-		}
-		return out
-	}
-	var out []catalog.Release
-	dirs := upstream.Dirs(page)
-	for _, arch := range containerdisk.Architectures {
-		if slices.Contains(dirs, upstreamArch[arch]) {
-			out = append(out, d.release(ctx, env, v, arch))
-		}
-	}
-	return out
+	return tree.ForEach(ctx, versions, func(v string) []catalog.Release {
+		// A version directory listed but gone, as on a mirror mid-sync,
+		// has nothing published.
+		return tree.ReadArchDirs(ctx, env, env.URL(v+"-stream")+"/", "CentOS Stream "+v,
+			func(arch string) catalog.Release { return newRelease(v, arch) },
+			func(arch string) catalog.Release { return d.release(ctx, env, v, arch) })
+	})
 }
 
 // release reads the CHECKSUM of version v and arch.
 func (d distro) release(ctx context.Context, env catalog.Env, v, arch string) catalog.Release {
 	r := newRelease(v, arch)
-	up := upstreamArch[arch]
+	up := tree.UpstreamArch[arch]
 	sumsURL := env.URL(v+"-stream", up, "images", "CHECKSUM")
 	data, err := env.Fetch.Fetch(ctx, sumsURL)
 	if err != nil {
@@ -115,17 +70,12 @@ func (d distro) release(ctx context.Context, env catalog.Env, v, arch string) ca
 		return r
 	}
 	image := regexp.MustCompile(`^CentOS-Stream-GenericCloud-` + regexp.QuoteMeta(v) + `-([0-9]{8}(?:\.[0-9]+)*)\.` + regexp.QuoteMeta(up) + `\.qcow2$`)
-	var best upstream.Sum
-	for _, s := range upstream.ParseSums(data) {
-		m := image.FindStringSubmatch(s.File)
-		if m != nil && (r.Build == "" || catalog.CompareVersions(m[1], r.Build) > 0) {
-			best, r.Build = s, m[1]
-		}
-	}
-	if r.Build == "" {
+	best, m, ok := tree.Newest(upstream.ParseSums(data), image)
+	if !ok {
 		r.Err = fmt.Errorf("%s lists no CentOS-Stream-GenericCloud-%s-<YYYYMMDD.n>.%s.qcow2 image", sumsURL, v, up)
 		return r
 	}
+	r.Build = m[0]
 	r.URL = env.URL(v+"-stream", up, "images", best.File)
 	r.Checksum = best.Checksum
 	r.Tags = []string{v + "-" + r.Build}

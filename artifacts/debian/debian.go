@@ -22,8 +22,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 
+	"github.com/containerdisk/kubectl-containerdisk/artifacts/internal/tree"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
@@ -77,36 +77,19 @@ func (distro) DefaultBase() string { return defaultBase }
 // one's latest/, concurrently.
 func (distro) Releases(ctx context.Context, env catalog.Env) ([]catalog.Release, error) {
 	indexURL := env.URL() + "/"
-	page, err := env.Fetch.Fetch(ctx, indexURL)
+	codenames, err := tree.Versions(ctx, env, indexURL, tree.Match(codenameDir))
 	if err != nil {
 		return nil, fmt.Errorf("reading the Debian cloud images index: %w", err)
-	}
-	var codenames []string
-	for _, dir := range upstream.Dirs(page) {
-		if codenameDir.MatchString(dir) && !slices.Contains(codenames, dir) {
-			codenames = append(codenames, dir)
-		}
 	}
 	if len(codenames) == 0 {
 		return nil, fmt.Errorf("%s lists no codename directory: expected Debian's cloud images, such as %s/, with bookworm/, trixie/…", indexURL, defaultBase)
 	}
-	slices.Sort(codenames)
-	results := make([][]catalog.Release, len(codenames))
-	var wg sync.WaitGroup
-	for i, c := range codenames {
-		wg.Go(func() { results[i] = codename(ctx, env, c) })
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	out, err := tree.ForEach(ctx, codenames, func(c string) []catalog.Release { return codename(ctx, env, c) })
+	if err != nil {
 		return nil, err
 	}
-	out := slices.Concat(results...)
-	slices.SortStableFunc(out, func(a, b catalog.Release) int {
-		if c := catalog.CompareVersions(a.Version, b.Version); c != 0 {
-			return c
-		}
-		return slices.Index(containerdisk.Architectures, a.Arch) - slices.Index(containerdisk.Architectures, b.Arch)
-	})
+	// By version, which the codenames do not tell.
+	tree.SortReleases(out)
 	return out, nil
 }
 
@@ -121,13 +104,8 @@ func codename(ctx context.Context, env catalog.Env, c string) []catalog.Release 
 	if err != nil {
 		// Neither the version nor the architectures are known: the
 		// codename stands for the version.
-		var out []catalog.Release
-		for _, arch := range publishedArches {
-			r := newRelease(c, c, arch)
-			r.Err = fmt.Errorf("listing the latest images of Debian %s: %w", c, err)
-			out = append(out, r)
-		}
-		return out
+		return tree.FailAll(publishedArches, func(arch string) catalog.Release { return newRelease(c, c, arch) },
+			fmt.Errorf("listing the latest images of Debian %s: %w", c, err))
 	}
 	var out []catalog.Release
 	for _, file := range upstream.ParseIndex(page) {

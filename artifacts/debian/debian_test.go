@@ -1,13 +1,8 @@
 package debian_test
 
 import (
-	"context"
-	"crypto/sha512"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -17,7 +12,6 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/artifacts/debian"
 	"github.com/containerdisk/kubectl-containerdisk/internal/testupstream"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
 )
 
 func TestNameAndBase(t *testing.T) {
@@ -28,7 +22,7 @@ func TestNameAndBase(t *testing.T) {
 }
 
 func TestReleasesLatestBuildOfEachVersion(t *testing.T) {
-	site, base := start(t)
+	site := testupstream.Serve(t)
 	publish(t, site, "12", "bookworm", "20250210-2019")
 	// An older build published later does not replace latest/.
 	publish(t, site, "12", "bookworm", "20250101-0001")
@@ -37,8 +31,8 @@ func TestReleasesLatestBuildOfEachVersion(t *testing.T) {
 	// KubeVirt does not run ppc64el or riscv64.
 	publish(t, site, "13", "trixie", "20250814-2204", "amd64", "arm64", "ppc64el", "riscv64")
 
-	rels := releases(t, base)
-	d := base + "/debian"
+	rels := releases(t, site)
+	d := site.URL() + "/debian"
 	want := []string{
 		"10 amd64 build=20240703-1797 tags=[10-20240703-1797] " + d + "/buster/20240703-1797/debian-10-genericcloud-amd64-20240703-1797.qcow2",
 		"10 arm64 build=20240703-1797 tags=[10-20240703-1797] " + d + "/buster/20240703-1797/debian-10-genericcloud-arm64-20240703-1797.qcow2",
@@ -48,11 +42,11 @@ func TestReleasesLatestBuildOfEachVersion(t *testing.T) {
 		"13 amd64 build=20250814-2204 tags=[13-20250814-2204] " + d + "/trixie/20250814-2204/debian-13-genericcloud-amd64-20250814-2204.qcow2",
 		"13 arm64 build=20250814-2204 tags=[13-20250814-2204] " + d + "/trixie/20250814-2204/debian-13-genericcloud-arm64-20250814-2204.qcow2",
 	}
-	checkReleases(t, rels, want)
+	testupstream.CheckReleases(t, rels, want)
 	for _, r := range rels {
 		// The digest is the base64 of the SHA-512: the download proves it
 		// was decoded right.
-		checkDownload(t, r)
+		testupstream.CheckDownload(t, r, "sha512")
 		if r.Name != "debian" || !r.Stable || r.Compression != "" || r.Latest {
 			t.Errorf("%s %s: name %q, stable %v, compression %q, latest %v; want debian, true, \"\", false", r.Version, r.Arch, r.Name, r.Stable, r.Compression, r.Latest)
 		}
@@ -74,23 +68,23 @@ func TestReleasesLatestBuildOfEachVersion(t *testing.T) {
 		}
 	}
 	// The order does not depend on the order answers come in.
-	checkReleases(t, releases(t, base), want)
+	testupstream.CheckReleases(t, releases(t, site), want)
 }
 
 func TestReleasesPicksUpNewBuild(t *testing.T) {
-	site, base := start(t)
+	site := testupstream.Serve(t)
 	publish(t, site, "12", "bookworm", "20250101-0001", "amd64")
-	before := releases(t, base)
-	checkReleases(t, before, []string{
-		"12 amd64 build=20250101-0001 tags=[12-20250101-0001] " + base + "/debian/bookworm/20250101-0001/debian-12-genericcloud-amd64-20250101-0001.qcow2",
+	before := releases(t, site)
+	testupstream.CheckReleases(t, before, []string{
+		"12 amd64 build=20250101-0001 tags=[12-20250101-0001] " + site.URL() + "/debian/bookworm/20250101-0001/debian-12-genericcloud-amd64-20250101-0001.qcow2",
 	})
 
 	publish(t, site, "12", "bookworm", "20250210-2019", "amd64")
-	after := releases(t, base)
-	checkReleases(t, after, []string{
-		"12 amd64 build=20250210-2019 tags=[12-20250210-2019] " + base + "/debian/bookworm/20250210-2019/debian-12-genericcloud-amd64-20250210-2019.qcow2",
+	after := releases(t, site)
+	testupstream.CheckReleases(t, after, []string{
+		"12 amd64 build=20250210-2019 tags=[12-20250210-2019] " + site.URL() + "/debian/bookworm/20250210-2019/debian-12-genericcloud-amd64-20250210-2019.qcow2",
 	})
-	checkDownload(t, after[0])
+	testupstream.CheckDownload(t, after[0], "sha512")
 	if after[0].Checksum == before[0].Checksum {
 		t.Errorf("the new build has the checksum of the old one: %s", after[0].Checksum.Hex)
 	}
@@ -179,13 +173,13 @@ func TestReleasesReportsEachImageListsProblem(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			site, base := start(t)
+			site := testupstream.Serve(t)
 			publish(t, site, "12", "bookworm", "20250210-2019")
 			publish(t, site, "13", "trixie", "20250814-2204", "amd64")
 			tc.damage(t, site)
 
 			var got []string
-			for _, r := range releases(t, base) {
+			for _, r := range releases(t, site) {
 				got = append(got, r.Version+" "+r.Arch)
 				if r.Version != "12" || r.Arch != "amd64" {
 					if r.Err != nil {
@@ -213,13 +207,13 @@ func TestReleasesReportsEachImageListsProblem(t *testing.T) {
 }
 
 func TestReleasesCodenameUnreadable(t *testing.T) {
-	site, base := start(t)
+	site := testupstream.Serve(t)
 	publish(t, site, "12", "bookworm", "20250210-2019")
 	publish(t, site, "13", "trixie", "20250814-2204")
 	site.Fail("debian/trixie/latest", http.StatusForbidden, 1)
 
 	var got []string
-	for _, r := range releases(t, base) {
+	for _, r := range releases(t, site) {
 		got = append(got, r.Version+" "+r.Arch)
 		if (r.Version == "trixie") != (r.Err != nil) {
 			t.Errorf("%s %s: error %v", r.Version, r.Arch, r.Err)
@@ -235,38 +229,15 @@ func TestReleasesCodenameUnreadable(t *testing.T) {
 }
 
 func TestReleasesUnreadableUpstream(t *testing.T) {
-	site, base := start(t)
-	publish(t, site, "12", "bookworm", "20250210-2019")
-	site.Fail("debian", http.StatusNotFound, 1)
-	env := catalog.Env{Base: base + "/debian", Fetch: upstream.NewClient(upstream.Options{}), Now: time.Now()}
-	if rels, err := debian.New().Releases(context.Background(), env); !errors.Is(err, catalog.ErrNotFound) {
-		t.Errorf("Releases of a missing index = %d releases, error %v; want an error wrapping ErrNotFound", len(rels), err)
-	}
-
-	// A directory that is not Debian's cloud images.
-	if err := site.WriteFile("elsewhere/OpenStack/README", []byte("moved\n")); err != nil {
-		t.Fatal(err)
-	}
-	env.Base = base + "/elsewhere"
-	_, err := debian.New().Releases(context.Background(), env)
-	if err == nil || !strings.Contains(err.Error(), "lists no codename directory") {
-		t.Errorf("Releases of a directory without codenames: error %v; want one saying it lists no codename directory", err)
-	}
-}
-
-// start starts a fake upstream and returns it with its URL.
-func start(t *testing.T) (*testupstream.Site, string) {
-	t.Helper()
-	site, err := testupstream.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := site.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { site.Close() })
-	return site, base
+	testupstream.CheckUnreadable(t, debian.New(), time.Now(), []testupstream.Unreadable{
+		{Name: "missing index", Set: func(s *testupstream.Site) error {
+			s.Fail("debian", http.StatusNotFound, 1)
+			return s.PublishDebian("12", "bookworm", "20250210-2019")
+		}, Is: catalog.ErrNotFound},
+		{Name: "not Debian's cloud images", Set: func(s *testupstream.Site) error {
+			return s.WriteFile("debian/OpenStack/README", []byte("moved\n"))
+		}, Want: "lists no codename directory"},
+	})
 }
 
 func publish(t *testing.T, site *testupstream.Site, version, codename, build string, arches ...string) {
@@ -274,17 +245,6 @@ func publish(t *testing.T, site *testupstream.Site, version, codename, build str
 	if err := site.PublishDebian(version, codename, build, arches...); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// releases reads the site with a new client, as a new run does.
-func releases(t *testing.T, base string) []catalog.Release {
-	t.Helper()
-	env := catalog.Env{Base: base + "/debian", Fetch: upstream.NewClient(upstream.Options{}), Now: time.Now()}
-	rels, err := debian.New().Releases(context.Background(), env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rels
 }
 
 // editList rewrites the image list at path, keeping the items keep returns
@@ -320,38 +280,8 @@ func ref(item map[string]any) string {
 	return r
 }
 
-// checkReleases compares releases, in order, with lines
-// "VERSION ARCH build=BUILD tags=[TAGS] URL", and checks that none failed.
-func checkReleases(t *testing.T, rels []catalog.Release, want []string) {
+// releases reads the site as a mirror of Debian, as a new run does.
+func releases(t *testing.T, site *testupstream.Site) []catalog.Release {
 	t.Helper()
-	var got []string
-	for _, r := range rels {
-		got = append(got, fmt.Sprintf("%s %s build=%s tags=%v %s", r.Version, r.Arch, r.Build, r.Tags, r.URL))
-		if r.Err != nil {
-			t.Errorf("%s %s: %v", r.Version, r.Arch, r.Err)
-		}
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("releases:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-}
-
-// checkDownload downloads the release's URL and checks its checksum.
-func checkDownload(t *testing.T, r catalog.Release) {
-	t.Helper()
-	resp, err := http.Get(r.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", r.URL, resp.Status)
-	}
-	h := sha512.New()
-	if _, err := io.Copy(h, resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); r.Checksum.Algorithm != "sha512" || r.Checksum.Hex != got {
-		t.Errorf("%s %s: checksum %s:%s; the file at %s has sha512:%s", r.Version, r.Arch, r.Checksum.Algorithm, r.Checksum.Hex, r.URL, got)
-	}
+	return testupstream.Releases(t, debian.New(), site.Env(debian.New(), time.Now()))
 }

@@ -10,9 +10,9 @@ import (
 	"fmt"
 	"net/url"
 	"path"
-	"slices"
 	"strings"
 
+	"github.com/containerdisk/kubectl-containerdisk/artifacts/internal/tree"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
@@ -115,15 +115,7 @@ func (d distro) Releases(ctx context.Context, env catalog.Env) ([]catalog.Releas
 	for k, c := range best {
 		out = append(out, d.release(env, listURL, k.version, k.arch, c))
 	}
-	slices.SortFunc(out, func(a, b catalog.Release) int {
-		if n := catalog.CompareVersions(a.Version, b.Version); n != 0 {
-			return n
-		}
-		if n := slices.Index(containerdisk.Architectures, a.Arch) - slices.Index(containerdisk.Architectures, b.Arch); n != 0 {
-			return n
-		}
-		return strings.Compare(a.Version, b.Version)
-	})
+	tree.SortReleases(out)
 	return out, nil
 }
 

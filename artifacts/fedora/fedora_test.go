@@ -2,14 +2,10 @@ package fedora
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,73 +16,14 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
 )
 
-func startSite(t *testing.T) *testupstream.Site {
-	t.Helper()
-	site, err := testupstream.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := site.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { site.Close() })
-	return site
-}
-
-// env reads the site as a mirror of Fedora, with a fresh client: the
-// client reads each URL once.
-func env(site *testupstream.Site) catalog.Env {
-	return catalog.Env{Base: site.URL() + "/fedora", Fetch: upstream.NewClient(upstream.Options{Retries: -1}), Now: time.Now()}
-}
-
+// releases reads the site as a mirror of Fedora, as a new run does.
 func releases(t *testing.T, site *testupstream.Site) []catalog.Release {
 	t.Helper()
-	rels, err := New().Releases(t.Context(), env(site))
-	if err != nil {
-		t.Fatalf("Releases: %v", err)
-	}
-	return rels
-}
-
-// download returns the sha256 of what url serves.
-func download(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", url, resp.Status)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// fileSum returns the sha256 of a file of the site.
-func fileSum(t *testing.T, site *testupstream.Site, path string) string {
-	t.Helper()
-	data, err := site.ReadFile(path)
-	if err != nil || len(data) == 0 {
-		t.Fatalf("site file %s: %v (%d bytes)", path, err, len(data))
-	}
-	h := sha256.Sum256(data)
-	return hex.EncodeToString(h[:])
-}
-
-func summary(rels []catalog.Release) []string {
-	var out []string
-	for _, r := range rels {
-		out = append(out, fmt.Sprintf("%s %s %s %s", r.Version, r.Arch, r.Build, r.URL))
-	}
-	return out
+	return testupstream.Releases(t, New(), site.Env(New(), time.Now()))
 }
 
 func TestReleases(t *testing.T) {
-	site := startSite(t)
+	site := testupstream.Serve(t)
 	// Build 1.10 after 1.9: numerically newer, though not as text.
 	for _, p := range []struct {
 		version, build string
@@ -116,50 +53,29 @@ func TestReleases(t *testing.T) {
 	}
 	rels := releases(t, site)
 	if len(rels) != len(want) {
-		t.Fatalf("got %d releases, want %d:\n%s", len(rels), len(want), strings.Join(summary(rels), "\n"))
+		t.Fatalf("got %d releases, want %d:\n%s", len(rels), len(want), strings.Join(testupstream.Lines(rels), "\n"))
 	}
-	base := site.URL() + "/fedora"
 	for i, w := range want {
-		r := rels[i]
 		t.Run(w.version+"/"+w.arch, func(t *testing.T) {
-			if r.Err != nil {
-				t.Fatalf("Err = %v", r.Err)
-			}
-			if r.Name != "fedora" || r.Version != w.version || r.Arch != w.arch || r.Build != w.build || r.Stable != w.stable {
-				t.Errorf("got %s:%s %s build %q stable %v, want fedora:%s %s build %q stable %v", r.Name, r.Version, r.Arch, r.Build, r.Stable, w.version, w.arch, w.build, w.stable)
-			}
 			// The link to download.fedoraproject.org, read under the mirror.
-			if wantURL := base + "/" + w.path; r.URL != wantURL {
-				t.Errorf("URL = %s, want %s", r.URL, wantURL)
-			}
-			if sum := fileSum(t, site, "fedora/"+w.path); r.Checksum.String() != "sha256:"+sum {
-				t.Errorf("Checksum = %s, want sha256:%s", r.Checksum, sum)
-			}
-			if got := download(t, r.URL); r.Checksum.Hex != got {
-				t.Errorf("the URL serves sha256:%s, not the Checksum %s", got, r.Checksum)
-			}
-			if want := []string{w.version + "-" + w.build}; !slices.Equal(r.Tags, want) {
-				t.Errorf("Tags = %q, want %q", r.Tags, want)
-			}
-			if r.Compression != "" {
-				t.Errorf("Compression = %q, want none", r.Compression)
-			}
-			m := r.Metadata
-			if m.Preference != w.preference || m.Instancetype != "u1.medium" || m.DefaultUser != "fedora" || !strings.Contains(m.UserData, "user: fedora") || m.Description == "" {
-				t.Errorf("Metadata = %+v", m)
-			}
+			testupstream.CheckRelease(t, site, rels[i], testupstream.Want{
+				Name: "fedora", Version: w.version, Arch: w.arch, Build: w.build, Stable: w.stable,
+				Tags:        []string{w.version + "-" + w.build},
+				Path:        w.path,
+				DefaultUser: "fedora", Preference: w.preference,
+			})
 		})
 	}
 }
 
 func TestReleasesPicksUpNewBuild(t *testing.T) {
-	site := startSite(t)
+	site := testupstream.Serve(t)
 	if err := site.PublishFedora("40", "1.14", "amd64"); err != nil {
 		t.Fatal(err)
 	}
 	before := releases(t, site)
 	if len(before) != 1 || before[0].Build != "1.14" {
-		t.Fatalf("before: %q", summary(before))
+		t.Fatalf("before: %q", testupstream.Lines(before))
 	}
 
 	if err := site.PublishFedora("40", "1.15", "amd64"); err != nil {
@@ -167,18 +83,16 @@ func TestReleasesPicksUpNewBuild(t *testing.T) {
 	}
 	after := releases(t, site)
 	if len(after) != 1 || after[0].Build != "1.15" || !strings.HasSuffix(after[0].URL, "/Fedora-Cloud-Base-Generic.x86_64-40-1.15.qcow2") {
-		t.Fatalf("after: %q", summary(after))
+		t.Fatalf("after: %q", testupstream.Lines(after))
 	}
 	if after[0].Checksum == before[0].Checksum {
 		t.Errorf("builds 1.14 and 1.15 have the same checksum %s", after[0].Checksum)
 	}
-	if got := download(t, after[0].URL); got != after[0].Checksum.Hex {
-		t.Errorf("the URL serves sha256:%s, not the Checksum %s", got, after[0].Checksum)
-	}
+	testupstream.CheckDownload(t, after[0], "sha256")
 }
 
 func TestReleasesPlaceholderChecksum(t *testing.T) {
-	site := startSite(t)
+	site := testupstream.Serve(t)
 	if err := site.PublishFedora("41", "1.4"); err != nil {
 		t.Fatal(err)
 	}
@@ -188,7 +102,7 @@ func TestReleasesPlaceholderChecksum(t *testing.T) {
 	}
 	rels := releases(t, site)
 	if len(rels) != 6 {
-		t.Fatalf("got %q, want 41 and 42-beta for three architectures", summary(rels))
+		t.Fatalf("got %q, want 41 and 42-beta for three architectures", testupstream.Lines(rels))
 	}
 	for _, r := range rels {
 		if r.Version == "41" {
@@ -238,30 +152,26 @@ func (f fileFetcher) Fetch(_ context.Context, url string) ([]byte, error) {
 }
 
 func TestReleasesLinksOfDefaultBase(t *testing.T) {
-	site := startSite(t)
+	site := testupstream.Serve(t)
 	if err := site.PublishFedora("40", "1.14", "s390x"); err != nil {
 		t.Fatal(err)
 	}
 	d := New()
-	e := catalog.Env{Base: d.DefaultBase(), Fetch: fileFetcher{site, d.DefaultBase()}}
-	rels, err := d.Releases(t.Context(), e)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rels := testupstream.Releases(t, d, catalog.Env{Base: d.DefaultBase(), Fetch: fileFetcher{site, d.DefaultBase()}})
 	want := "https://download.fedoraproject.org/pub/fedora-secondary/releases/40/Cloud/s390x/images/Fedora-Cloud-Base-Generic.s390x-40-1.14.qcow2"
 	if len(rels) != 1 || rels[0].URL != want {
-		t.Errorf("got %q, want the link of releases.json, %s", summary(rels), want)
+		t.Errorf("got %q, want the link of releases.json, %s", testupstream.Lines(rels), want)
 	}
 }
 
 func TestReleasesOrderIsDeterministic(t *testing.T) {
-	site := startSite(t)
+	site := testupstream.Serve(t)
 	for _, p := range [][2]string{{"40", "1.14"}, {"39", "1.5"}, {"41 Beta", "1.3"}, {"41", "1.4"}, {"40", "1.2"}} {
 		if err := site.PublishFedora(p[0], p[1]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	first := summary(releases(t, site))
+	first := testupstream.Lines(releases(t, site))
 	wantOrder := []string{"39 amd64", "39 arm64", "39 s390x", "40 amd64", "40 arm64", "40 s390x", "41-beta amd64", "41-beta arm64", "41-beta s390x", "41 amd64", "41 arm64", "41 s390x"}
 	if len(first) != len(wantOrder) {
 		t.Fatalf("got %q", first)
@@ -288,7 +198,7 @@ func TestReleasesOrderIsDeterministic(t *testing.T) {
 	if err := site.WriteFile("fedora/releases.json", data); err != nil {
 		t.Fatal(err)
 	}
-	if second := summary(releases(t, site)); !slices.Equal(first, second) {
+	if second := testupstream.Lines(releases(t, site)); !slices.Equal(first, second) {
 		t.Errorf("reversed releases.json:\n%s\nwant\n%s", strings.Join(second, "\n"), strings.Join(first, "\n"))
 	}
 }
@@ -310,7 +220,7 @@ func TestReleasesSelection(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			site := startSite(t)
+			site := testupstream.Serve(t)
 			var entries []map[string]string
 			for _, f := range tt.files {
 				entries = append(entries, item(f))
@@ -324,43 +234,26 @@ func TestReleasesSelection(t *testing.T) {
 			}
 			rels := releases(t, site)
 			if len(rels) != 1 || !strings.HasSuffix(rels[0].URL, "/"+tt.want) {
-				t.Errorf("got %q, want %s", summary(rels), tt.want)
+				t.Errorf("got %q, want %s", testupstream.Lines(rels), tt.want)
 			}
 		})
 	}
 }
 
 func TestReleasesUnreadable(t *testing.T) {
-	tests := []struct {
-		name string
-		set  func(*testupstream.Site) error
-		want string // in the message, when not ""
-		is   error  // matched by errors.Is, when not nil
-	}{
-		{"missing", func(*testupstream.Site) error { return nil }, "", catalog.ErrNotFound},
-		{"server error", func(s *testupstream.Site) error {
+	testupstream.CheckUnreadable(t, New(), time.Now(), []testupstream.Unreadable{
+		{Name: "missing", Set: func(*testupstream.Site) error { return nil }, Is: catalog.ErrNotFound},
+		{Name: "server error", Set: func(s *testupstream.Site) error {
 			s.Fail("fedora/releases.json", http.StatusInternalServerError, 100)
 			return s.PublishFedora("40", "1.14", "amd64")
-		}, "", nil},
-		{"not JSON", func(s *testupstream.Site) error {
+		}},
+		{Name: "not JSON", Set: func(s *testupstream.Site) error {
 			return s.WriteFile("fedora/releases.json", []byte("<html>moved</html>"))
-		}, "expected a JSON array", nil},
-		{"no cloud image", func(s *testupstream.Site) error {
+		}, Want: "expected a JSON array"},
+		{Name: "no cloud image", Set: func(s *testupstream.Site) error {
 			return s.WriteFile("fedora/releases.json", []byte(`[{"version":"40","arch":"x86_64","link":"https://download.fedoraproject.org/pub/fedora/linux/releases/40/Server/x86_64/iso/Fedora-Server-dvd-x86_64-40-1.14.iso","variant":"Server","subvariant":"Server","sha256":"`+strings.Repeat("12", 32)+`"}]`))
-		}, "lists no Cloud Base qcow2 image", nil},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			site := startSite(t)
-			if err := tt.set(site); err != nil {
-				t.Fatal(err)
-			}
-			rels, err := New().Releases(t.Context(), env(site))
-			if err == nil || !strings.Contains(err.Error(), tt.want) || tt.is != nil && !errors.Is(err, tt.is) {
-				t.Errorf("got %q, error %v; want an error containing %q, matching %v", summary(rels), err, tt.want, tt.is)
-			}
-		})
-	}
+		}, Want: "lists no Cloud Base qcow2 image"},
+	})
 }
 
 func TestBuildID(t *testing.T) {
@@ -395,17 +288,13 @@ func TestTagVersion(t *testing.T) {
 }
 
 func TestReleasesFromLocalMirror(t *testing.T) {
-	site := startSite(t)
+	site := testupstream.Serve(t)
 	if err := site.PublishFedora("40", "1.14", "amd64"); err != nil {
 		t.Fatal(err)
 	}
-	local := catalog.Env{Base: "file://" + filepath.ToSlash(site.Dir) + "/fedora", Fetch: upstream.NewClient(upstream.Options{})}
-	rels, err := New().Releases(t.Context(), local)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rels := testupstream.Releases(t, New(), site.LocalEnv(New()))
 	path := "fedora/pub/fedora/linux/releases/40/Cloud/x86_64/images/Fedora-Cloud-Base-Generic.x86_64-40-1.14.qcow2"
-	if len(rels) != 1 || rels[0].URL != "file://"+filepath.ToSlash(site.Dir)+"/"+path || rels[0].Checksum.Hex != fileSum(t, site, path) {
-		t.Errorf("got %q (%s), want the image at %s", summary(rels), rels[0].Checksum, path)
+	if len(rels) != 1 || rels[0].URL != site.FileURL()+"/"+path || rels[0].Checksum.Hex != testupstream.FileSHA256(t, site, path) {
+		t.Errorf("got %q (%s), want the image at %s", testupstream.Lines(rels), rels[0].Checksum, path)
 	}
 }

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
+	"github.com/containerdisk/kubectl-containerdisk/artifacts/internal/tree"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
@@ -60,38 +60,23 @@ var leapVersionDir = regexp.MustCompile(`^(\d+)\.(\d+)$`)
 // first build) is left out, as is an architecture without a checksum file.
 func (l leap) Releases(ctx context.Context, env catalog.Env) ([]catalog.Release, error) {
 	indexURL := env.URL("distribution", "leap") + "/"
-	page, err := env.Fetch.Fetch(ctx, indexURL)
+	versions, err := tree.Versions(ctx, env, indexURL, func(dir string) (string, bool) {
+		m := leapVersionDir.FindStringSubmatch(dir)
+		if m == nil {
+			return "", false
+		}
+		major, _ := strconv.Atoi(m[1])
+		return dir, major >= 15 && major < 42
+	})
 	if err != nil {
 		return nil, fmt.Errorf("listing Leap versions: %w", err)
-	}
-	var versions []string
-	for _, d := range upstream.Dirs(page) {
-		m := leapVersionDir.FindStringSubmatch(d)
-		if m == nil {
-			continue
-		}
-		if major, _ := strconv.Atoi(m[1]); major < 15 || major >= 42 {
-			continue
-		}
-		versions = append(versions, d)
 	}
 	if len(versions) == 0 {
 		return nil, fmt.Errorf("%s lists no Leap version: expected directories N.M/ with 15 <= N < 42, such as 15.6/ (check the --mirror URL)", indexURL)
 	}
-	slices.SortFunc(versions, catalog.CompareVersions)
-
-	results := make([][]catalog.Release, len(versions))
-	var wg sync.WaitGroup
-	for i, v := range versions {
-		wg.Go(func() { results[i] = l.version(ctx, env, v) })
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
+	rels, err := tree.ForEach(ctx, versions, func(v string) []catalog.Release { return l.version(ctx, env, v) })
+	if err != nil {
 		return nil, err
-	}
-	var rels []catalog.Release
-	for _, r := range results {
-		rels = append(rels, r...)
 	}
 	if len(rels) == 0 {
 		return nil, errNothingFound("Leap Minimal-VM Cloud image", indexURL)
@@ -107,12 +92,12 @@ func (l leap) version(ctx context.Context, env catalog.Env, v string) []catalog.
 		index   []string
 		indexed bool
 	)
-	for _, sa := range suseArches {
-		img := newLeapImage(v, sa)
+	for _, arch := range containerdisk.Architectures {
+		img := newLeapImage(v, tree.UpstreamArch[arch])
 		rel := catalog.Release{
 			Name:    l.Name(),
 			Version: v,
-			Arch:    ociArch(sa),
+			Arch:    arch,
 			Stable:  true,
 			Metadata: metadata(
 				fmt.Sprintf("openSUSE Leap %s, the regular openSUSE release built on SUSE Linux Enterprise sources, as its Minimal-VM cloud image.", v),

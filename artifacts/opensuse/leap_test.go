@@ -13,7 +13,7 @@ import (
 const leapDir = "opensuse-leap/distribution/leap/"
 
 func TestLeapReleases(t *testing.T) {
-	site := startSite(t)
+	site := testupstream.Serve(t)
 	must(t, site.PublishLeap("15.5", "13.1"))
 	must(t, site.PublishLeap("15.6", "16.34"))
 	must(t, site.PublishLeap("15.6", "16.35"))
@@ -114,7 +114,7 @@ func TestLeapBuild(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			site := startSite(t)
+			site := testupstream.Serve(t)
 			must(t, site.PublishLeap("15.6", "16.35", "amd64"))
 			tc.setup(t, site)
 			d := NewLeap()
@@ -165,7 +165,7 @@ func TestLeapProblems(t *testing.T) {
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			site := startSite(t)
+			site := testupstream.Serve(t)
 			must(t, site.PublishLeap("15.6", "16.35"))
 			tc.setup(t, site)
 			d := NewLeap()
@@ -204,10 +204,10 @@ func TestLeapUnreadable(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			site := startSite(t)
+			site := testupstream.Serve(t)
 			tc.setup(t, site)
 			d := NewLeap()
-			rels, err := d.Releases(t.Context(), env(site, d))
+			rels, err := d.Releases(t.Context(), site.Env(d, june2025))
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), leapDir) {
 				t.Fatalf("Releases = %d releases, %v; want an error mentioning %s and %q", len(rels), err, leapDir, tc.want)
 			}

@@ -5,7 +5,8 @@
 // lists only the current snapshot of both).
 //
 // Architectures are written x86_64, aarch64 and s390x in openSUSE's file
-// names; releases carry the OCI names amd64, arm64 and s390x.
+// names (tree.UpstreamArch); releases carry the OCI names amd64, arm64 and
+// s390x.
 package opensuse
 
 import (
@@ -16,7 +17,6 @@ import (
 	"strings"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 )
 
 const (
@@ -29,17 +29,6 @@ const (
 	// image.
 	instancetype = "u1.medium"
 )
-
-// suseArches are the architectures looked for, as openSUSE writes them,
-// in the order releases are listed (that of containerdisk.Architectures).
-var suseArches = []string{"x86_64", "aarch64", "s390x"}
-
-// ociArch returns the OCI name of an openSUSE architecture name.
-func ociArch(suse string) string {
-	// suseArches holds only names NormalizeArch knows (a test checks).
-	a, _ := containerdisk.NormalizeArch(suse)
-	return a
-}
 
 // metadata describes an image whose cloud-init logs in user.
 func metadata(description, user, preference string) catalog.Metadata {

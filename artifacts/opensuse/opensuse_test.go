@@ -3,8 +3,6 @@ package opensuse
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,18 +13,7 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/internal/testupstream"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
 )
-
-func TestArches(t *testing.T) {
-	var got []string
-	for _, a := range suseArches {
-		got = append(got, ociArch(a))
-	}
-	if !slices.Equal(got, containerdisk.Architectures) {
-		t.Errorf("openSUSE architectures map to %q, want %q in that order", got, containerdisk.Architectures)
-	}
-}
 
 func TestNames(t *testing.T) {
 	for _, tc := range []struct {
@@ -43,37 +30,13 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// startSite starts a fake download.opensuse.org.
-func startSite(t *testing.T) *testupstream.Site {
-	t.Helper()
-	site, err := testupstream.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := site.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { site.Close() })
-	return site
-}
+// june2025 is when the tests read openSUSE.
+var june2025 = time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC)
 
-// env reads d's tree of site with a fresh client, as a new run would;
-// retries are off so that injected failures stay failures.
-func env(site *testupstream.Site, d catalog.Distro) catalog.Env {
-	return catalog.Env{
-		Base:  site.URL() + "/" + d.Name(),
-		Fetch: upstream.NewClient(upstream.Options{Retries: -1}),
-		Now:   time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC),
-	}
-}
-
+// releases reads d's tree of site as a new run does.
 func releases(t *testing.T, site *testupstream.Site, d catalog.Distro) []catalog.Release {
 	t.Helper()
-	rels, err := d.Releases(t.Context(), env(site, d))
-	if err != nil {
-		t.Fatalf("%s Releases: %v", d.Name(), err)
-	}
-	return rels
+	return testupstream.Releases(t, d, site.Env(d, june2025))
 }
 
 func must(t *testing.T, err error) {
@@ -129,24 +92,8 @@ func checkReleases(t *testing.T, site *testupstream.Site, d catalog.Distro, rels
 		if want := sha256hex(disk); r.Checksum != (containerdisk.Checksum{Algorithm: "sha256", Hex: want}) {
 			t.Errorf("%s/%s: Checksum %v, want sha256 of disk %q, %s", w.version, w.arch, r.Checksum, w.disk, want)
 		}
-		if served := download(t, r.URL); served != r.Checksum.Hex {
-			t.Errorf("%s/%s: %s serves a file of sha256 %s, Checksum says %s", w.version, w.arch, r.URL, served, r.Checksum.Hex)
-		}
+		testupstream.CheckDownload(t, r, "sha256")
 	}
-}
-
-func download(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s %v", url, resp.Status, err)
-	}
-	return sha256hex(data)
 }
 
 // removeSiteFile removes path, relative to the site's Dir.

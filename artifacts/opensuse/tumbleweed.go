@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 
+	"github.com/containerdisk/kubectl-containerdisk/artifacts/internal/tree"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
@@ -18,9 +18,9 @@ import (
 // which is built from it) by architecture, relative to the base URL. Each
 // holds a SHA256SUMS listing every image of the current snapshot.
 var rollingDirs = map[string]string{
-	"x86_64":  "tumbleweed/appliances",
-	"aarch64": "ports/aarch64/tumbleweed/appliances",
-	"s390x":   "ports/zsystems/tumbleweed/appliances",
+	"amd64": "tumbleweed/appliances",
+	"arm64": "ports/aarch64/tumbleweed/appliances",
+	"s390x": "ports/zsystems/tumbleweed/appliances",
 }
 
 // tumbleweedVersion is the moving tag of Tumbleweed. The version in its
@@ -136,10 +136,10 @@ func (r *rolling) Releases(ctx context.Context, env catalog.Env) ([]catalog.Rele
 		found bool
 		err   error
 	}
-	lists := make([]listing, len(suseArches))
+	lists := make([]listing, len(containerdisk.Architectures))
 	var wg sync.WaitGroup
-	for i, sa := range suseArches {
-		lists[i].url = env.URL(rollingDirs[sa], "SHA256SUMS")
+	for i, arch := range containerdisk.Architectures {
+		lists[i].url = env.URL(rollingDirs[arch], "SHA256SUMS")
 		wg.Go(func() {
 			l := &lists[i]
 			l.data, l.found, l.err = fetchOptional(ctx, env, l.url)
@@ -155,17 +155,17 @@ func (r *rolling) Releases(ctx context.Context, env catalog.Env) ([]catalog.Rele
 		errs         []error
 		readable     bool
 	)
-	for i, sa := range suseArches {
+	for i, arch := range containerdisk.Architectures {
 		l := lists[i]
 		switch {
 		case l.err != nil:
 			errs = append(errs, l.err)
-			failed = append(failed, r.release(sa, "", fmt.Errorf("reading the %s checksums: %w", r.name, l.err)))
+			failed = append(failed, r.release(arch, "", fmt.Errorf("reading the %s checksums: %w", r.name, l.err)))
 		case l.found:
 			readable = true
-			got, err := r.fromSums(sa, l.url, l.data)
+			got, err := r.fromSums(arch, l.url, l.data)
 			if err != nil {
-				failed = append(failed, r.release(sa, "", err))
+				failed = append(failed, r.release(arch, "", err))
 			}
 			rels = append(rels, got...)
 		}
@@ -196,23 +196,19 @@ func (r *rolling) Releases(ctx context.Context, env catalog.Env) ([]catalog.Rele
 		}
 		rels = append(rels, rel)
 	}
-	slices.SortStableFunc(rels, func(a, b catalog.Release) int {
-		if c := catalog.CompareVersions(a.Version, b.Version); c != 0 {
-			return c
-		}
-		return slices.Index(containerdisk.Architectures, a.Arch) - slices.Index(containerdisk.Architectures, b.Arch)
-	})
+	tree.SortReleases(rels)
 	return rels, nil
 }
 
-// fromSums returns the newest cloud image of each version listed in one
-// architecture's SHA256SUMS at url. It returns no release and no error
-// when the file lists nothing of the product for the architecture.
-func (r *rolling) fromSums(suseArch, url string, data []byte) ([]catalog.Release, error) {
+// fromSums returns the newest cloud image of each version listed in the
+// SHA256SUMS at url of arch. It returns no release and no error when the
+// file lists nothing of the product for the architecture.
+func (r *rolling) fromSums(arch, url string, data []byte) ([]catalog.Release, error) {
 	type image struct {
 		file, snapshot, kiwi string
 		sum                  containerdisk.Checksum
 	}
+	suseArch := tree.UpstreamArch[arch]
 	re := r.pattern(suseArch)
 	dir := url[:strings.LastIndex(url, "/")+1]
 	newest := map[string]image{}
@@ -241,7 +237,7 @@ func (r *rolling) fromSums(suseArch, url string, data []byte) ([]catalog.Release
 	}
 	var rels []catalog.Release
 	for version, img := range newest {
-		rel := r.release(suseArch, version, nil)
+		rel := r.release(arch, version, nil)
 		rel.URL = dir + img.file
 		rel.Build = img.snapshot
 		rel.Tags = []string{version + "-" + img.snapshot}
@@ -255,15 +251,15 @@ func (r *rolling) fromSums(suseArch, url string, data []byte) ([]catalog.Release
 	return rels, nil
 }
 
-// release returns a release of the product with its metadata.
-func (r *rolling) release(suseArch, version string, err error) catalog.Release {
+// release returns a release of the product for arch with its metadata.
+func (r *rolling) release(arch, version string, err error) catalog.Release {
 	if r.version != "" {
 		version = r.version
 	}
 	return catalog.Release{
 		Name:     r.name,
 		Version:  version,
-		Arch:     ociArch(suseArch),
+		Arch:     arch,
 		Stable:   true,
 		Metadata: r.meta,
 		Err:      err,

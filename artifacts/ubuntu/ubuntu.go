@@ -23,9 +23,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/containerdisk/kubectl-containerdisk/artifacts/internal/tree"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
@@ -75,40 +75,25 @@ func (distro) DefaultBase() string { return defaultBase }
 // live one, concurrently.
 func (distro) Releases(ctx context.Context, env catalog.Env) ([]catalog.Release, error) {
 	indexURL := env.URL() + "/"
-	page, err := env.Fetch.Fetch(ctx, indexURL)
+	versions, err := tree.Versions(ctx, env, indexURL, func(dir string) (string, bool) {
+		_, ok := EndOfLife(dir)
+		return dir, ok
+	})
 	if err != nil {
 		return nil, fmt.Errorf("reading the Ubuntu releases index: %w", err)
+	}
+	if len(versions) == 0 {
+		return nil, fmt.Errorf("%s lists no YY.MM/ version directory: expected Ubuntu's cloud image releases, such as %s/", indexURL, defaultBase)
 	}
 	now := env.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
-	var versions []string
-	found := false
-	for _, dir := range upstream.Dirs(page) {
-		eol, ok := EndOfLife(dir)
-		if !ok {
-			continue
-		}
-		found = true
-		if now.Before(eol) && !slices.Contains(versions, dir) {
-			versions = append(versions, dir)
-		}
-	}
-	if !found {
-		return nil, fmt.Errorf("%s lists no YY.MM/ version directory: expected Ubuntu's cloud image releases, such as %s/", indexURL, defaultBase)
-	}
-	slices.SortFunc(versions, catalog.CompareVersions)
-	results := make([][]catalog.Release, len(versions))
-	var wg sync.WaitGroup
-	for i, v := range versions {
-		wg.Go(func() { results[i] = version(ctx, env, v) })
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return slices.Concat(results...), nil
+	versions = slices.DeleteFunc(versions, func(v string) bool {
+		eol, _ := EndOfLife(v)
+		return !now.Before(eol)
+	})
+	return tree.ForEach(ctx, versions, func(v string) []catalog.Release { return version(ctx, env, v) })
 }
 
 // EndOfLife returns when Ubuntu version v ("24.04") stops being built by the
@@ -231,14 +216,10 @@ func imageName(v, arch string) string {
 	return "ubuntu-" + v + "-server-cloudimg-" + arch + ".img"
 }
 
+// failAll fails each of KubeVirt's architectures of version v with err:
+// which the version has is unknown.
 func failAll(v string, err error) []catalog.Release {
-	out := make([]catalog.Release, 0, len(containerdisk.Architectures))
-	for _, arch := range containerdisk.Architectures {
-		r := newRelease(v, arch)
-		r.Err = err
-		out = append(out, r)
-	}
-	return out
+	return tree.FailAll(containerdisk.Architectures, func(arch string) catalog.Release { return newRelease(v, arch) }, err)
 }
 
 func newRelease(v, arch string) catalog.Release {

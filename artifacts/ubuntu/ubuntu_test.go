@@ -1,12 +1,9 @@
 package ubuntu_test
 
 import (
-	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,7 +15,6 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/artifacts/ubuntu"
 	"github.com/containerdisk/kubectl-containerdisk/internal/testupstream"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
 )
 
 // jan2025 is a day on which 20.04, 22.04 and 24.04 are all supported.
@@ -32,7 +28,7 @@ func TestNameAndBase(t *testing.T) {
 }
 
 func TestReleasesNewestBuildOfEachVersion(t *testing.T) {
-	site, base := start(t)
+	site := testupstream.Serve(t)
 	// Published out of order: neither the last published nor the
 	// lexicographically greatest serial is the newest.
 	publish(t, site, "24.04", "20240423.1")
@@ -41,17 +37,17 @@ func TestReleasesNewestBuildOfEachVersion(t *testing.T) {
 	publish(t, site, "22.04", "20250101.10", "amd64", "arm64")
 	publish(t, site, "22.04", "20250101.9", "amd64", "arm64")
 
-	rels := releases(t, base, jan2025)
+	rels := releases(t, site, jan2025)
 	want := []string{
-		"22.04 amd64 build=20250101.10 tags=[22.04-20250101.10] " + base + "/ubuntu/22.04/release-20250101.10/ubuntu-22.04-server-cloudimg-amd64.img",
-		"22.04 arm64 build=20250101.10 tags=[22.04-20250101.10] " + base + "/ubuntu/22.04/release-20250101.10/ubuntu-22.04-server-cloudimg-arm64.img",
-		"24.04 amd64 build=20240423.1 tags=[24.04-20240423.1] " + base + "/ubuntu/24.04/release-20240423.1/ubuntu-24.04-server-cloudimg-amd64.img",
-		"24.04 arm64 build=20240423.1 tags=[24.04-20240423.1] " + base + "/ubuntu/24.04/release-20240423.1/ubuntu-24.04-server-cloudimg-arm64.img",
-		"24.04 s390x build=20240423.1 tags=[24.04-20240423.1] " + base + "/ubuntu/24.04/release-20240423.1/ubuntu-24.04-server-cloudimg-s390x.img",
+		"22.04 amd64 build=20250101.10 tags=[22.04-20250101.10] " + site.URL() + "/ubuntu/22.04/release-20250101.10/ubuntu-22.04-server-cloudimg-amd64.img",
+		"22.04 arm64 build=20250101.10 tags=[22.04-20250101.10] " + site.URL() + "/ubuntu/22.04/release-20250101.10/ubuntu-22.04-server-cloudimg-arm64.img",
+		"24.04 amd64 build=20240423.1 tags=[24.04-20240423.1] " + site.URL() + "/ubuntu/24.04/release-20240423.1/ubuntu-24.04-server-cloudimg-amd64.img",
+		"24.04 arm64 build=20240423.1 tags=[24.04-20240423.1] " + site.URL() + "/ubuntu/24.04/release-20240423.1/ubuntu-24.04-server-cloudimg-arm64.img",
+		"24.04 s390x build=20240423.1 tags=[24.04-20240423.1] " + site.URL() + "/ubuntu/24.04/release-20240423.1/ubuntu-24.04-server-cloudimg-s390x.img",
 	}
-	checkReleases(t, rels, want)
+	testupstream.CheckReleases(t, rels, want)
 	for _, r := range rels {
-		checkDownload(t, r)
+		testupstream.CheckDownload(t, r, "sha256")
 		if r.Name != "ubuntu" || !r.Stable || r.Compression != "" || r.Latest {
 			t.Errorf("%s %s: name %q, stable %v, compression %q, latest %v; want ubuntu, true, \"\", false", r.Version, r.Arch, r.Name, r.Stable, r.Compression, r.Latest)
 		}
@@ -69,30 +65,30 @@ func TestReleasesNewestBuildOfEachVersion(t *testing.T) {
 		}
 	}
 	// The result does not depend on the order requests are answered in.
-	checkReleases(t, releases(t, base, jan2025), want)
+	testupstream.CheckReleases(t, releases(t, site, jan2025), want)
 }
 
 func TestReleasesPicksUpNewBuild(t *testing.T) {
-	site, base := start(t)
+	site := testupstream.Serve(t)
 	publish(t, site, "24.04", "20240423", "amd64")
-	before := releases(t, base, jan2025)
-	checkReleases(t, before, []string{
-		"24.04 amd64 build=20240423 tags=[24.04-20240423] " + base + "/ubuntu/24.04/release-20240423/ubuntu-24.04-server-cloudimg-amd64.img",
+	before := releases(t, site, jan2025)
+	testupstream.CheckReleases(t, before, []string{
+		"24.04 amd64 build=20240423 tags=[24.04-20240423] " + site.URL() + "/ubuntu/24.04/release-20240423/ubuntu-24.04-server-cloudimg-amd64.img",
 	})
 
 	publish(t, site, "24.04", "20240501", "amd64")
-	after := releases(t, base, jan2025)
-	checkReleases(t, after, []string{
-		"24.04 amd64 build=20240501 tags=[24.04-20240501] " + base + "/ubuntu/24.04/release-20240501/ubuntu-24.04-server-cloudimg-amd64.img",
+	after := releases(t, site, jan2025)
+	testupstream.CheckReleases(t, after, []string{
+		"24.04 amd64 build=20240501 tags=[24.04-20240501] " + site.URL() + "/ubuntu/24.04/release-20240501/ubuntu-24.04-server-cloudimg-amd64.img",
 	})
-	checkDownload(t, after[0])
+	testupstream.CheckDownload(t, after[0], "sha256")
 	if after[0].Checksum == before[0].Checksum {
 		t.Errorf("the new build has the checksum of the old one: %s", after[0].Checksum.Hex)
 	}
 }
 
 func TestReleasesEndOfLife(t *testing.T) {
-	site, base := start(t)
+	site := testupstream.Serve(t)
 	for _, v := range []string{"20.04", "22.04", "22.10", "23.04", "24.04"} {
 		publish(t, site, v, "20230601", "amd64")
 	}
@@ -110,7 +106,7 @@ func TestReleasesEndOfLife(t *testing.T) {
 	} {
 		t.Run(tc.now.Format("2006-01-02"), func(t *testing.T) {
 			var got []string
-			for _, r := range releases(t, base, tc.now) {
+			for _, r := range releases(t, site, tc.now) {
 				got = append(got, r.Version)
 			}
 			if !slices.Equal(got, tc.want) {
@@ -146,30 +142,30 @@ func TestEndOfLife(t *testing.T) {
 }
 
 func TestReleasesWithoutDatedDirectories(t *testing.T) {
-	site, base := start(t)
+	site := testupstream.Serve(t)
 	publish(t, site, "24.04", "20240423", "amd64")
 	if err := os.RemoveAll(filepath.Join(site.Dir, "ubuntu", "24.04", "release-20240423")); err != nil {
 		t.Fatal(err)
 	}
-	rels := releases(t, base, jan2025)
-	checkReleases(t, rels, []string{
-		"24.04 amd64 build= tags=[] " + base + "/ubuntu/24.04/release/ubuntu-24.04-server-cloudimg-amd64.img",
+	rels := releases(t, site, jan2025)
+	testupstream.CheckReleases(t, rels, []string{
+		"24.04 amd64 build= tags=[] " + site.URL() + "/ubuntu/24.04/release/ubuntu-24.04-server-cloudimg-amd64.img",
 	})
-	checkDownload(t, rels[0])
+	testupstream.CheckDownload(t, rels[0], "sha256")
 }
 
 func TestReleasesNewestBuildStillUploading(t *testing.T) {
-	site, base := start(t)
+	site := testupstream.Serve(t)
 	publish(t, site, "24.04", "20240423", "amd64")
 	publish(t, site, "24.04", "20240501", "amd64")
 	if err := os.Remove(filepath.Join(site.Dir, "ubuntu", "24.04", "release-20240501", "SHA256SUMS")); err != nil {
 		t.Fatal(err)
 	}
-	rels := releases(t, base, jan2025)
-	checkReleases(t, rels, []string{
-		"24.04 amd64 build=20240423 tags=[24.04-20240423] " + base + "/ubuntu/24.04/release-20240423/ubuntu-24.04-server-cloudimg-amd64.img",
+	rels := releases(t, site, jan2025)
+	testupstream.CheckReleases(t, rels, []string{
+		"24.04 amd64 build=20240423 tags=[24.04-20240423] " + site.URL() + "/ubuntu/24.04/release-20240423/ubuntu-24.04-server-cloudimg-amd64.img",
 	})
-	checkDownload(t, rels[0])
+	testupstream.CheckDownload(t, rels[0], "sha256")
 }
 
 func TestReleasesReportsEachVersionsProblem(t *testing.T) {
@@ -222,13 +218,13 @@ func TestReleasesReportsEachVersionsProblem(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			site, base := start(t)
+			site := testupstream.Serve(t)
 			publish(t, site, "22.04", "20250101", "amd64", "arm64")
 			publish(t, site, "22.04", "20250102", "amd64", "arm64")
 			publish(t, site, "24.04", "20240423", "amd64")
 			tc.damage(t, site)
 
-			rels := releases(t, base, jan2025)
+			rels := releases(t, site, jan2025)
 			var got []string
 			for _, r := range rels {
 				got = append(got, r.Version+" "+r.Arch)
@@ -259,38 +255,15 @@ func TestReleasesReportsEachVersionsProblem(t *testing.T) {
 }
 
 func TestReleasesUnreadableUpstream(t *testing.T) {
-	site, base := start(t)
-	publish(t, site, "24.04", "20240423", "amd64")
-	site.Fail("ubuntu", http.StatusNotFound, 1)
-	env := catalog.Env{Base: base + "/ubuntu", Fetch: upstream.NewClient(upstream.Options{}), Now: jan2025}
-	if rels, err := ubuntu.New().Releases(context.Background(), env); !errors.Is(err, catalog.ErrNotFound) {
-		t.Errorf("Releases of a missing index = %d releases, error %v; want an error wrapping ErrNotFound", len(rels), err)
-	}
-
-	// A directory that is not Ubuntu's releases.
-	if err := site.WriteFile("elsewhere/streams/v1/index.json", []byte("{}")); err != nil {
-		t.Fatal(err)
-	}
-	env.Base = base + "/elsewhere"
-	_, err := ubuntu.New().Releases(context.Background(), env)
-	if err == nil || !strings.Contains(err.Error(), "lists no YY.MM/ version directory") {
-		t.Errorf("Releases of a directory without versions: error %v; want one saying it lists no version directory", err)
-	}
-}
-
-// start starts a fake upstream and returns it with its URL.
-func start(t *testing.T) (*testupstream.Site, string) {
-	t.Helper()
-	site, err := testupstream.New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, err := site.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { site.Close() })
-	return site, base
+	testupstream.CheckUnreadable(t, ubuntu.New(), jan2025, []testupstream.Unreadable{
+		{Name: "missing index", Set: func(s *testupstream.Site) error {
+			s.Fail("ubuntu", http.StatusNotFound, 1)
+			return s.PublishUbuntu("24.04", "20240423", "amd64")
+		}, Is: catalog.ErrNotFound},
+		{Name: "not Ubuntu's releases", Set: func(s *testupstream.Site) error {
+			return s.WriteFile("ubuntu/streams/v1/index.json", []byte("{}"))
+		}, Want: "lists no YY.MM/ version directory"},
+	})
 }
 
 func publish(t *testing.T, site *testupstream.Site, version, serial string, arches ...string) {
@@ -300,49 +273,8 @@ func publish(t *testing.T, site *testupstream.Site, version, serial string, arch
 	}
 }
 
-// releases reads the site at now with a new client, as a new run does.
-func releases(t *testing.T, base string, now time.Time) []catalog.Release {
+// releases reads the site as a mirror of Ubuntu at now, as a new run does.
+func releases(t *testing.T, site *testupstream.Site, now time.Time) []catalog.Release {
 	t.Helper()
-	env := catalog.Env{Base: base + "/ubuntu", Fetch: upstream.NewClient(upstream.Options{}), Now: now}
-	rels, err := ubuntu.New().Releases(context.Background(), env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return rels
-}
-
-// checkReleases compares releases, in order, with lines
-// "VERSION ARCH build=BUILD tags=[TAGS] URL", and checks that none failed.
-func checkReleases(t *testing.T, rels []catalog.Release, want []string) {
-	t.Helper()
-	var got []string
-	for _, r := range rels {
-		got = append(got, fmt.Sprintf("%s %s build=%s tags=%v %s", r.Version, r.Arch, r.Build, r.Tags, r.URL))
-		if r.Err != nil {
-			t.Errorf("%s %s: %v", r.Version, r.Arch, r.Err)
-		}
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("releases:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
-}
-
-// checkDownload downloads the release's URL and checks its checksum.
-func checkDownload(t *testing.T, r catalog.Release) {
-	t.Helper()
-	resp, err := http.Get(r.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %s", r.URL, resp.Status)
-	}
-	h := sha256.New()
-	if _, err := io.Copy(h, resp.Body); err != nil {
-		t.Fatal(err)
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); r.Checksum.Algorithm != "sha256" || r.Checksum.Hex != got {
-		t.Errorf("%s %s: checksum %s:%s; the file at %s has sha256:%s", r.Version, r.Arch, r.Checksum.Algorithm, r.Checksum.Hex, r.URL, got)
-	}
+	return testupstream.Releases(t, ubuntu.New(), site.Env(ubuntu.New(), now))
 }

@@ -2,11 +2,7 @@ package testupstream
 
 import (
 	"fmt"
-	"regexp"
-	"strings"
 )
-
-var gnuSumLine = regexp.MustCompile(`^([0-9a-f]{64})  (.+)$`)
 
 // PublishAlmaLinux publishes the GenericCloud image of AlmaLinux minor
 // ("9.6") dated date ("20250522", or "20250528.0" as 10 writes it) under
@@ -30,7 +26,7 @@ func (s *Site) PublishAlmaLinux(major, minor, date string, arches ...string) err
 	}
 	for _, a := range ups {
 		dir := fmt.Sprintf("almalinux/%s/cloud/%s/images", major, a)
-		sums, err := s.readGNUChecksum(dir + "/CHECKSUM")
+		sums, err := s.readSums(dir + "/CHECKSUM")
 		if err != nil {
 			return err
 		}
@@ -48,27 +44,9 @@ func (s *Site) PublishAlmaLinux(major, minor, date string, arches ...string) err
 		}
 		box := fmt.Sprintf("AlmaLinux-%s-Vagrant-libvirt-%s-%s.%s.box", major, minor, date, a)
 		sums[box] = fakeSum(box)
-		var b strings.Builder
-		for _, n := range sortedKeys(sums) {
-			fmt.Fprintf(&b, "%s  %s\n", sums[n], n)
-		}
-		if err := s.WriteFile(dir+"/CHECKSUM", []byte(b.String())); err != nil {
+		if err := s.WriteFile(dir+"/CHECKSUM", gnuSums(sums, "  ")); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-func (s *Site) readGNUChecksum(path string) (map[string]string, error) {
-	data, err := s.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	sums := map[string]string{}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if m := gnuSumLine.FindStringSubmatch(line); m != nil {
-			sums[m[2]] = m[1]
-		}
-	}
-	return sums, nil
 }

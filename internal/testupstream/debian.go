@@ -39,7 +39,7 @@ func (s *Site) PublishDebian(version, codename, build string, arches ...string) 
 	}
 	dir := codename + "/" + build
 	sumsPath := "debian/" + dir + "/SHA512SUMS"
-	sums, err := s.readSHA512Sums(sumsPath)
+	sums, err := s.readSums(sumsPath)
 	if err != nil {
 		return err
 	}
@@ -79,11 +79,7 @@ func (s *Site) PublishDebian(version, codename, build string, arches ...string) 
 			}
 		}
 	}
-	var b strings.Builder
-	for _, n := range sortedKeys(sums) {
-		fmt.Fprintf(&b, "%s  %s\n", sums[n], n)
-	}
-	if err := s.WriteFile(sumsPath, []byte(b.String())); err != nil {
+	if err := s.WriteFile(sumsPath, gnuSums(sums, "  ")); err != nil {
 		return err
 	}
 	// Distractors: directories that are not releases, and a backports
@@ -205,21 +201,6 @@ func (s *Site) debianLatestBuild(path string) (string, error) {
 		}
 	}
 	return "", nil
-}
-
-// readSHA512Sums reads a SHA512SUMS file written by PublishDebian.
-func (s *Site) readSHA512Sums(path string) (map[string]string, error) {
-	data, err := s.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	sums := map[string]string{}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if sum, name, ok := strings.Cut(line, "  "); ok {
-			sums[name] = sum
-		}
-	}
-	return sums, nil
 }
 
 // fakeDigest512 is a SHA-512 digest for a listed file that has no content on

@@ -1,12 +1,8 @@
 package testupstream
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -147,66 +143,4 @@ func fedoraFileName(version, build, arch, kind, ext string) string {
 		return fmt.Sprintf("Fedora-Cloud-Base-%s-%s-%s.%s.%s", kind, v, build, arch, ext)
 	}
 	return fmt.Sprintf("Fedora-Cloud-Base-%s.%s-%s-%s.%s", kind, arch, v, build, ext)
-}
-
-// redhatArches returns arches in the upstream spelling of Fedora, CentOS and
-// AlmaLinux (x86_64, aarch64, s390x), accepting OCI names too, and all three
-// when none are given. Other architectures (ppc64le) are passed through, so
-// that tests can publish what KubeVirt does not run.
-func redhatArches(arches []string) ([]string, error) {
-	if len(arches) == 0 {
-		return []string{"x86_64", "aarch64", "s390x"}, nil
-	}
-	var out []string
-	for _, a := range arches {
-		switch a = strings.ToLower(strings.TrimSpace(a)); a {
-		case "amd64":
-			a = "x86_64"
-		case "arm64":
-			a = "aarch64"
-		case "":
-			return nil, fmt.Errorf("empty architecture: expected x86_64, aarch64, s390x or their OCI names")
-		}
-		if !slices.Contains(out, a) {
-			out = append(out, a)
-		}
-	}
-	return out, nil
-}
-
-// fakeSum is a checksum for a listed file that has no content on the site.
-func fakeSum(name string) string {
-	h := sha256.Sum256([]byte("no such file: " + name))
-	return hex.EncodeToString(h[:])
-}
-
-// fileSize returns the size of path relative to Dir, in decimal.
-func (s *Site) fileSize(path string) string {
-	fi, err := os.Stat(filepath.Join(s.Dir, filepath.FromSlash(path)))
-	if err != nil {
-		return "0"
-	}
-	return strconv.FormatInt(fi.Size(), 10)
-}
-
-// mkdirs creates directories relative to Dir, so that the site's listings
-// show them.
-func (s *Site) mkdirs(paths ...string) error {
-	for _, p := range paths {
-		if err := os.MkdirAll(filepath.Join(s.Dir, filepath.FromSlash(p)), 0o755); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// sortedKeys returns the keys of m in order, for checksum files that list
-// their entries by name as upstream's do.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -248,11 +248,7 @@ func (s *Site) publishRolling(root, idPrefix, snapshot string, arches []string, 
 		for _, img := range other {
 			sums[img.name], sums[img.alias] = fakeSum(img.name), fakeSum(img.name)
 		}
-		var b strings.Builder
-		for _, n := range sortedKeys(sums) {
-			fmt.Fprintf(&b, "%s  %s\n", sums[n], n)
-		}
-		if err := s.WriteFile(dir+"/SHA256SUMS", []byte(b.String())); err != nil {
+		if err := s.WriteFile(dir+"/SHA256SUMS", gnuSums(sums, "  ")); err != nil {
 			return err
 		}
 	}

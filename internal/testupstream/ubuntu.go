@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
@@ -64,11 +63,8 @@ func (s *Site) PublishUbuntu(version, serial string, arches ...string) error {
 			}
 		}
 	}
-	var b strings.Builder
-	for _, n := range sortedKeys(sums) {
-		fmt.Fprintf(&b, "%s *%s\n", sums[n], n)
-	}
-	if err := s.WriteFile(dir+"/SHA256SUMS", []byte(b.String())); err != nil {
+	sumsFile := gnuSums(sums, " *")
+	if err := s.WriteFile(dir+"/SHA256SUMS", sumsFile); err != nil {
 		return err
 	}
 	if err := s.WriteFile(dir+"/unpacked/build-info.txt", []byte("serial="+serial+"\n")); err != nil {
@@ -86,7 +82,7 @@ func (s *Site) PublishUbuntu(version, serial string, arches ...string) error {
 	if codename := ubuntuCodenames[version]; codename != "" {
 		// Upstream's is a symlink to the version, which http.FileServer
 		// would list as a file; a copy of the checksums lists as upstream's.
-		if err := s.WriteFile("ubuntu/"+codename+"/release/SHA256SUMS", []byte(b.String())); err != nil {
+		if err := s.WriteFile("ubuntu/"+codename+"/release/SHA256SUMS", sumsFile); err != nil {
 			return err
 		}
 	}
@@ -126,29 +122,4 @@ func (s *Site) updateUbuntuRelease(root string) error {
 // suffix of its kind (".img", "-disk-kvm.img", ".tar.gz"…).
 func ubuntuImage(version, arch, suffix string) string {
 	return "ubuntu-" + version + "-server-cloudimg-" + arch + suffix
-}
-
-// debianArches returns arches in the spelling of Ubuntu and Debian (amd64,
-// arm64, s390x), accepting x86_64 and aarch64 too, and def when none are
-// given. Other architectures (ppc64el, riscv64) are passed through, so that
-// tests can publish what KubeVirt does not run.
-func debianArches(arches []string, def ...string) ([]string, error) {
-	if len(arches) == 0 {
-		return def, nil
-	}
-	var out []string
-	for _, a := range arches {
-		switch a = strings.ToLower(strings.TrimSpace(a)); a {
-		case "x86_64":
-			a = "amd64"
-		case "aarch64":
-			a = "arm64"
-		case "":
-			return nil, fmt.Errorf("empty architecture: expected amd64, arm64, s390x or another Debian architecture name")
-		}
-		if !slices.Contains(out, a) {
-			out = append(out, a)
-		}
-	}
-	return out, nil
 }
