@@ -4,6 +4,7 @@ package pipeline
 
 import (
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"slices"
 
 	"bufio"
 	"encoding/json"
@@ -36,6 +37,8 @@ type Record struct {
 	Images []Image `json:"images,omitempty"`
 	// Push is set by push.
 	Push *Push `json:"push,omitempty"`
+	// Verify is set by verify.
+	Verify *Verify `json:"verify,omitempty"`
 	// Error is set when the item failed; the other fields say what was
 	// being worked on.
 	Error string `json:"error,omitempty"`
@@ -64,6 +67,61 @@ type Push struct {
 	Existing      int      `json:"existing"`
 	Tagged        []string `json:"tagged,omitempty"`
 	Unchanged     []string `json:"unchanged,omitempty"`
+}
+
+// Verify says whether an image booted and passed its checks on every
+// architecture verified.
+type Verify struct {
+	Passed  bool           `json:"passed"`
+	Results []VerifyResult `json:"results"`
+}
+
+// VerifyResult is the verification of one architecture.
+type VerifyResult struct {
+	Arch string `json:"arch"`
+	// Mode is cluster or local.
+	Mode string `json:"mode"`
+	// Phase is how far the VM got: Created, Scheduled, Running, Ready,
+	// Booted (local), Checked.
+	Phase   string        `json:"phase"`
+	Passed  bool          `json:"passed"`
+	Checks  []VerifyCheck `json:"checks,omitempty"`
+	Seconds float64       `json:"seconds"`
+	Error   string        `json:"error,omitempty"`
+	KeptVM  string        `json:"keptVM,omitempty"`
+}
+
+// VerifyCheck is one check of a verification.
+type VerifyCheck struct {
+	Name    string  `json:"name"`
+	Passed  bool    `json:"passed"`
+	Seconds float64 `json:"seconds"`
+	Error   string  `json:"error,omitempty"`
+}
+
+// AllTags returns every tag a record says the image has or was given, in
+// order (unique tags first, moving tags last), each once.
+func (r Record) AllTags() []string {
+	var out []string
+	add := func(tags ...string) {
+		for _, t := range tags {
+			if t != "" && !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	add(r.Tags...)
+	if r.Push != nil {
+		add(r.Push.Tagged...)
+		add(r.Push.Unchanged...)
+	}
+	if r.Version != "" {
+		add(r.Version)
+	}
+	if r.Latest {
+		add("latest")
+	}
+	return out
 }
 
 // Images describes the architectures of a build.

@@ -20,16 +20,20 @@ import (
 type Subcommand struct {
 	Name  string
 	Short string
+	// In, when set, names the subcommand whose binary runs this one, as
+	// its own subcommand: promote is "kubectl-containerdisk-verify promote".
+	In string
 }
 
 // Subcommands lists the suite in the order of a release's life.
 var Subcommands = []Subcommand{
-	{"gather", "Find the latest upstream release of each curated distribution"},
-	{"build", "Package disk files into a containerdisk image"},
-	{"push", "Publish built containerdisks to a registry"},
-	{"verify", "Boot containerdisks as KubeVirt VMs and prove they work"},
-	{"mirror", "Keep selected containerdisks in sync between registries"},
-	{"docs", "Generate and publish each containerdisk's documentation"},
+	{"gather", "Find the latest upstream release of each curated distribution", ""},
+	{"build", "Package disk files into a containerdisk image", ""},
+	{"push", "Publish built containerdisks to a registry", ""},
+	{"verify", "Boot containerdisks as KubeVirt VMs and prove they work", ""},
+	{"promote", "Copy the containerdisks that passed verification to their destination", "verify"},
+	{"mirror", "Keep selected containerdisks in sync between registries", ""},
+	{"docs", "Generate and publish each containerdisk's documentation", ""},
 }
 
 // Prefix is the name every binary of the suite starts with.
@@ -60,13 +64,17 @@ func Run(streams cli.Streams, args []string, lookPath func(string) (string, erro
 		fmt.Fprintf(streams.ErrOut, "Error: unknown command %q for \"kubectl containerdisk\": expected one of %s\nRun 'kubectl containerdisk --help' for usage.\n", name, names())
 		return cli.ExitUsage
 	}
+	rest := args[1:]
+	if in := lookup(name).In; in != "" {
+		name, rest = in, append([]string{name}, rest...)
+	}
 	self, _ := os.Executable()
 	path, err := Find(name, self, lookPath)
 	if err != nil {
 		fmt.Fprintf(streams.ErrOut, "Error: %v\n", err)
 		return cli.ExitUsage
 	}
-	return start(path, args[1:], streams)
+	return start(path, rest, streams)
 }
 
 // Find returns the binary for a subcommand: the one beside self, the
@@ -111,6 +119,15 @@ func execve(path string, args []string, streams cli.Streams) int {
 		return cli.ExitFailed
 	}
 	return cli.ExitOK
+}
+
+func lookup(name string) Subcommand {
+	for _, s := range Subcommands {
+		if s.Name == name {
+			return s
+		}
+	}
+	return Subcommand{}
 }
 
 func known(name string) bool {

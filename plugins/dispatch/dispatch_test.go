@@ -69,6 +69,9 @@ func TestRun(t *testing.T) {
 		{args: []string{"--frob"}, wantCode: 2, wantErr: `unknown command "--frob"`},
 		{args: []string{"build", "--disk", "a.qcow2", "oci:x"}, wantCode: 7, startedSub: "kubectl-containerdisk-build", wantStart: []string{"--disk", "a.qcow2", "oci:x"}},
 		{args: []string{"help", "push"}, wantCode: 7, startedSub: "kubectl-containerdisk-push", wantStart: []string{"--help"}},
+		// promote lives in verify's binary.
+		{args: []string{"promote", "--to", "r.example/x"}, wantCode: 7, startedSub: "kubectl-containerdisk-verify", wantStart: []string{"promote", "--to", "r.example/x"}},
+		{args: []string{"help", "promote"}, wantCode: 7, startedSub: "kubectl-containerdisk-verify", wantStart: []string{"promote", "--help"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer

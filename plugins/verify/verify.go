@@ -9,7 +9,9 @@ import (
 
 // NewCommand returns the verify command.
 func NewCommand(streams cli.Streams) *cobra.Command {
-	return cli.Unavailable("verify", "Boot containerdisks as KubeVirt VMs, on a cluster or under QEMU, and prove they work")
+	cmd := cli.Unavailable("verify", "Boot containerdisks as KubeVirt VMs, on a cluster or under QEMU, and prove they work")
+	cmd.AddCommand(NewPromoteCommand(streams))
+	return cmd
 }
 
 // Main runs the command as the process and returns its exit code.
