@@ -19,7 +19,8 @@ build:
 		CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-containerdisk-$$p ./plugins/$$p/kubectl-containerdisk-$$p || exit 1; \
 	done
 
-## deps: the Debian packages the demo and the tests use (qemu-img, skopeo, kubectl)
+## deps: the Debian packages the demo and the tests use (qemu-img, skopeo,
+## kubectl, QEMU, the boot disk's tools, etcd; see hack/deps.sh)
 deps:
 	@./hack/deps.sh
 
@@ -28,8 +29,15 @@ deps:
 demo: deps build
 	@./hack/demo.sh
 
-## test: every test, the testscripts included
+## test: every test, the testscripts included. The small bootable disk of
+## verify --local and the test kube-apiserver are built once and cached by
+## version (hack/bootdisk.sh, hack/kube-apiserver.sh; the apiserver's first
+## build takes minutes).
 test: deps vet
+	CONTAINERDISK_BOOTDISK=$$(./hack/bootdisk.sh amd64) && \
+	CONTAINERDISK_BOOTDISK_ARM64=$$(./hack/bootdisk.sh arm64) && \
+	KUBEBUILDER_ASSETS=$$(./hack/kube-apiserver.sh) && \
+	export CONTAINERDISK_BOOTDISK CONTAINERDISK_BOOTDISK_ARM64 KUBEBUILDER_ASSETS && \
 	$(GO) test ./...
 
 vet:

@@ -1,19 +1,39 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the demo and the tests use, when missing:
-# qemu-img (qemu-utils) makes and checks test disks, skopeo reads what the
-# tool writes, kubectl dispatches to the plugin binaries, xz compresses a
-# test upstream's disks.
+#   qemu-utils           qemu-img makes and checks test disks
+#   skopeo               reads what the tool writes
+#   kubernetes-client    kubectl dispatches to the plugin binaries
+#   xz-utils             compresses a test upstream's disks
+#   qemu-system-x86, qemu-system-arm, qemu-efi-aarch64
+#                        boot disks for verify --local (amd64, arm64 UEFI)
+#   syslinux, syslinux-common, mtools, fdisk, cpio, grub-common
+#                        build the small bootable test disk (hack/bootdisk.sh)
+#   etcd-server          backs the test kube-apiserver (hack/kube-apiserver.sh)
 set -euo pipefail
 missing=()
-command -v qemu-img >/dev/null || missing+=(qemu-utils)
-command -v skopeo >/dev/null || missing+=(skopeo)
-command -v kubectl >/dev/null || missing+=(kubernetes-client)
-command -v xz >/dev/null || missing+=(xz-utils)
+need() { # need PACKAGE FILE-OR-COMMAND
+	if [[ $2 == /* ]]; then [ -e "$2" ] && return; else command -v "$2" >/dev/null && return; fi
+	missing+=("$1")
+}
+need qemu-utils qemu-img
+need skopeo skopeo
+need kubernetes-client kubectl
+need xz-utils xz
+need qemu-system-x86 qemu-system-x86_64
+need qemu-system-arm qemu-system-aarch64
+need qemu-efi-aarch64 /usr/share/AAVMF/AAVMF_CODE.fd
+need syslinux /usr/lib/SYSLINUX/mbr.bin
+need syslinux-common /usr/lib/syslinux/modules/bios/ldlinux.c32
+need mtools mcopy
+need fdisk sfdisk
+need cpio cpio
+need grub-common grub-mkimage
+need etcd-server etcd
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
-	echo "Missing: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+	echo "Missing: ${missing[*]}; install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
 	exit 1
 fi
 echo "Installing ${missing[*]}" >&2
 apt-get update -q
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -3,12 +3,14 @@
 package testscripts
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -42,6 +44,7 @@ func TestMain(m *testing.M) {
 }
 
 func TestScripts(t *testing.T) {
+	bootdisk := bootDisk(t)
 	testscript.Run(t, testscript.Params{
 		Dir:                 ".",
 		RequireExplicitExec: true,
@@ -56,9 +59,28 @@ func TestScripts(t *testing.T) {
 			// The creation time of every image comes from here, so the
 			// digests in the scripts are the same on every run.
 			env.Setenv("SOURCE_DATE_EPOCH", "1714564800")
+			// A small real bootable disk, for verify --local.
+			env.Setenv("BOOTDISK", bootdisk)
 			return nil
 		},
 	})
+}
+
+// bootDisk returns the amd64 disk hack/bootdisk.sh builds (at once from its
+// cache on a warm machine), or $CONTAINERDISK_BOOTDISK.
+func bootDisk(t *testing.T) string {
+	t.Helper()
+	if p := os.Getenv("CONTAINERDISK_BOOTDISK"); p != "" {
+		return p
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("../hack/bootdisk.sh", "amd64")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("hack/bootdisk.sh amd64 (the boot disk of the verify --local scripts): %v\n%s", err, stderr.Bytes())
+	}
+	return strings.TrimSpace(string(out))
 }
 
 // exits runs a program like exec and checks its exit code:

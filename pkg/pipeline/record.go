@@ -3,6 +3,7 @@
 package pipeline
 
 import (
+	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"slices"
 
@@ -30,6 +31,9 @@ type Record struct {
 	Version string `json:"version,omitempty"`
 	// Tags are further tags to publish the image under, unique tags first.
 	Tags []string `json:"tags,omitempty"`
+	// Metadata describes a catalog image: its default user, instancetype
+	// and preference are what verify boots it with.
+	Metadata *catalog.Metadata `json:"metadata,omitempty"`
 	// Latest says the image is also published as "latest", after its
 	// moving tag.
 	Latest bool `json:"latest,omitempty"`

@@ -124,5 +124,6 @@ func buildGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix
 	status.Printf("Built %s", ref)
 	full := resultRecord(target.AbsLayoutPath(ref), res, g.Version, rec.Tags)
 	full.Name, full.Latest = g.Name, g.Latest()
+	full.Metadata = &g.Releases[0].Metadata
 	return full
 }

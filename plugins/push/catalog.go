@@ -153,6 +153,9 @@ func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, pref
 	ref := repo.WithReference(g.Version)
 	stamp := opts.now.UTC().Format("2006-01-02T15:04:05Z")
 	rec := pipeline.Record{Reference: ref.String(), Name: g.Name, Version: g.Version, Latest: g.Latest()}
+	if len(g.Releases) > 0 {
+		rec.Metadata = &g.Releases[0].Metadata
+	}
 	fail := func(err error) (pipeline.Record, Result) {
 		status.Printf("Failed %s: %s", g.Key(), cli.Explain(err))
 		rec.Error = err.Error()
