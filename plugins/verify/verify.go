@@ -349,7 +349,9 @@ func verifyCluster(ctx context.Context, c *verify.Cluster, opts *verifyOptions, 
 	copts.Timeout = opts.timeout
 	copts.Memory = opts.memory
 	copts.KeepOnFailure = opts.keepOnFailure
-	copts.Log = func(format string, args ...any) { status.Printf("%s %s: %s", s.ref, arch, fmt.Sprintf(format, args...)) }
+	copts.Log = func(format string, args ...any) {
+		status.Printf("%s %s: %s", s.ref, arch, fmt.Sprintf(format, args...))
+	}
 	res := c.Verify(ctx, s.img, arch, copts)
 	out := pipeline.VerifyResult{
 		Arch: arch, Mode: "cluster", Phase: string(res.Phase), Passed: res.Error == "",
