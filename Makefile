@@ -50,11 +50,13 @@ fmt:
 ## index (target under 100 ms, no blob bytes) and build+push of a 1 GiB qcow2
 ## against go-containerregistry and oras (target 2x ggcr, RSS under 100 MiB);
 ## the catalog loop: a no-op run over ~40 entries (under 2 s, no layer read)
-## and a cold push of 3 arches of a 1 GiB disk (MiB/s end to end)
+## and a cold push of 3 arches of a 1 GiB disk (MiB/s end to end); 4 local
+## verifies at 1 and 2 workers (each boot under 30 s)
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./pkg/...
 	bench/build-push.sh
 	bench/catalog.sh
+	CONTAINERDISK_BOOTDISK=$$(./hack/bootdisk.sh amd64) $(GO) test ./plugins/verify -run '^$$' -bench VerifyLocal4 -benchtime 1x
 
 clean:
 	rm -rf $(BIN) demo

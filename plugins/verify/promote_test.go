@@ -13,6 +13,7 @@ import (
 
 	"oras.land/oras-go/v2/registry/remote"
 
+	"github.com/containerdisk/kubectl-containerdisk/internal/testcluster"
 	"github.com/containerdisk/kubectl-containerdisk/internal/testdisk"
 	"github.com/containerdisk/kubectl-containerdisk/internal/testregistry"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
@@ -23,7 +24,7 @@ import (
 
 func TestMain(m *testing.M) {
 	os.Setenv("OTEL_TRACES_EXPORTER", "none")
-	os.Exit(m.Run())
+	testcluster.Main(m)
 }
 
 // stage builds an image into repo of the registry, tags it, and returns

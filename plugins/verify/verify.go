@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
@@ -41,6 +42,7 @@ type verifyOptions struct {
 	preference    string
 	efi           bool
 	guestAgent    bool
+	ssh           bool
 	qemuMemory    string
 	output        string
 	quiet         bool
@@ -129,6 +131,7 @@ Exit status: 0 all passed, 1 some failed, 2 usage error, 130 interrupted.`,
 	fs.StringVar(&opts.preference, "preference", "", "cluster preference for IMAGE arguments")
 	fs.BoolVar(&opts.efi, "efi", false, "boot IMAGE arguments with UEFI")
 	fs.BoolVar(&opts.guestAgent, "guest-agent", false, "IMAGE arguments run qemu-guest-agent: check that it answers")
+	fs.BoolVar(&opts.ssh, "ssh", true, "check an SSH login through port-forward; --ssh=false for images without sshd, or clusters that do not allow port-forward")
 	fs.StringVar(&opts.qemuMemory, "qemu-memory", "", "guest memory under --local, in QEMU's -m syntax (default 1024)")
 	fs.BoolVar(&opts.console, "console", false, "with --local, copy each guest's serial console to stderr")
 	fs.StringVarP(&opts.output, "output", "o", "text", "output format: text, json (JSON lines for promote) or yaml")
@@ -153,6 +156,10 @@ type job struct {
 }
 
 func runVerify(ctx context.Context, streams cli.Streams, opts *verifyOptions, args []string) error {
+	// client-go logs through klog, e.g. when a request is cancelled on
+	// Ctrl-C; stderr is for this command's status.
+	klog.SetOutput(io.Discard)
+	klog.LogToStderr(false)
 	status := option.NewStatus(streams.ErrOut, opts.quiet)
 	subjects, err := readSubjects(ctx, streams, opts, args)
 	if err != nil {
@@ -349,6 +356,7 @@ func verifyCluster(ctx context.Context, c *verify.Cluster, opts *verifyOptions, 
 	copts.Timeout = opts.timeout
 	copts.Memory = opts.memory
 	copts.KeepOnFailure = opts.keepOnFailure
+	copts.SkipSSH = !opts.ssh
 	copts.Log = func(format string, args ...any) {
 		status.Printf("%s %s: %s", s.ref, arch, fmt.Sprintf(format, args...))
 	}
