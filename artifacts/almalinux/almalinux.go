@@ -98,6 +98,8 @@ func metadata(v, arch string) catalog.Metadata {
 		Instancetype: "u1.medium",
 		Preference:   preference(v, arch),
 		UserData:     catalog.DefaultUserData(user),
+		// The GenericCloud and Cloud Base images ship qemu-guest-agent.
+		GuestAgent: true,
 	}
 }
 

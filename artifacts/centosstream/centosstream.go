@@ -96,5 +96,7 @@ func metadata(v string) catalog.Metadata {
 		Instancetype: "u1.medium",
 		Preference:   "centos.stream" + v,
 		UserData:     catalog.DefaultUserData(user),
+		// The GenericCloud and Cloud Base images ship qemu-guest-agent.
+		GuestAgent: true,
 	}
 }

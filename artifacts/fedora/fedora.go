@@ -228,5 +228,7 @@ func metadata(arch string) catalog.Metadata {
 		Instancetype: "u1.medium",
 		Preference:   preference,
 		UserData:     catalog.DefaultUserData(user),
+		// The GenericCloud and Cloud Base images ship qemu-guest-agent.
+		GuestAgent: true,
 	}
 }

@@ -108,6 +108,9 @@ type Metadata struct {
 	UserData string `json:"userData,omitempty" yaml:"userData"`
 	// EFI says the image boots only with UEFI.
 	EFI bool `json:"efi,omitempty" yaml:"efi"`
+	// GuestAgent says the image runs qemu-guest-agent, so that verify
+	// checks that it answers.
+	GuestAgent bool `json:"guestAgent,omitempty" yaml:"guestAgent"`
 }
 
 // DefaultUserData is the example user-data of images whose distribution

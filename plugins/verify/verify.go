@@ -319,6 +319,7 @@ func readSubjects(ctx context.Context, streams cli.Streams, opts *verifyOptions,
 			s.img.Instancetype = m.Instancetype
 			s.img.Preference = m.Preference
 			s.img.EFI = m.EFI
+			s.img.GuestAgent = m.GuestAgent
 		}
 		if s.arches, err = imageArches(ctx, ref, opts); err != nil {
 			return nil, err
@@ -402,14 +403,22 @@ func verifyLocal(ctx context.Context, streams cli.Streams, opts *verifyOptions, 
 	if opts.console {
 		console = streams.ErrOut
 	}
+	// The user-data a cluster VM gets: the default user with a fresh key,
+	// and the marker printed on the consoles.
+	_, authorized, err := verify.NewKey()
+	if err != nil {
+		return fail(err)
+	}
+	userData := verify.UserData{User: s.img.DefaultUser, AuthorizedKeys: []string{authorized}, Marker: verify.Marker}
 	status.Printf("Booting %s %s under QEMU", s.ref, arch)
 	res, err := verify.BootLocal(ctx, verify.LocalOptions{
-		Disk:    disk,
-		Arch:    arch,
-		Marker:  verify.Marker,
-		Timeout: opts.timeout,
-		Memory:  opts.qemuMemory,
-		Console: console,
+		Disk:     disk,
+		Arch:     arch,
+		UserData: []byte(userData.CloudConfig()),
+		Marker:   verify.Marker,
+		Timeout:  opts.timeout,
+		Memory:   opts.qemuMemory,
+		Console:  console,
 	})
 	check := pipeline.VerifyCheck{Name: "boot", Passed: res.Passed, Seconds: res.BootTime.Seconds()}
 	if err != nil {
