@@ -3,7 +3,6 @@ package build
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
@@ -63,19 +62,11 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 	groups := catalog.GroupReleases(rels)
 	records := make([]pipeline.Record, len(groups))
 	shown := make([]string, len(groups))
-	sem := make(chan struct{}, max(opts.workers, 1))
-	var wg sync.WaitGroup
-	for i, g := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			records[i] = buildGroup(ctx, b, g, prefix, targets, status)
-			shown[i] = prefix.Join(g.Name).WithReference(g.Version).String()
-		}()
-	}
-	wg.Wait()
+	option.Parallel(ctx, len(groups), opts.workers, func(i int) {
+		g := groups[i]
+		records[i] = buildGroup(ctx, b, g, prefix, targets, status)
+		shown[i] = prefix.Join(g.Name).WithReference(g.Version).String()
+	})
 	if err := ctx.Err(); err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"oras.land/oras-go/v2"
 
@@ -80,23 +79,15 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *pushOptions) err
 	targets := option.NewTargets(opts.Remote.Options())
 	records := make([]pipeline.Record, len(groups))
 	results := make([]Result, len(groups))
-	sem := make(chan struct{}, opts.workers)
-	var wg sync.WaitGroup
-	for i, g := range groups {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				records[i], results[i] = failure(g, ctx.Err(), opts)
-				return
-			}
-			defer func() { <-sem }()
-			records[i], results[i] = publishGroup(ctx, b, g, prefix, targets, opts, status)
-		}()
+	option.Parallel(ctx, len(groups), opts.workers, func(i int) {
+		records[i], results[i] = publishGroup(ctx, b, groups[i], prefix, targets, opts, status)
+	})
+	for i, r := range results {
+		if r.Status == "" {
+			// Not started: interrupted.
+			records[i], results[i] = failure(groups[i], ctx.Err(), opts)
+		}
 	}
-	wg.Wait()
 
 	if opts.results != "" {
 		byKey := map[string]Result{}

@@ -205,36 +205,24 @@ func runVerify(ctx context.Context, streams cli.Streams, opts *verifyOptions, ar
 	}
 
 	var mu sync.Mutex
-	sem := make(chan struct{}, opts.workers)
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				return
-			}
-			defer func() { <-sem }()
-			s := subjects[j.subject]
-			var r pipeline.VerifyResult
-			if opts.local {
-				r = verifyLocal(ctx, streams, opts, status, s, j.arch)
-			} else {
-				r = verifyCluster(ctx, cluster, opts, status, s, j.arch)
-			}
-			if r.Passed {
-				status.Printf("Passed %s %s in %.1fs", s.ref, j.arch, r.Seconds)
-			} else {
-				status.Printf("Failed %s %s: %s", s.ref, j.arch, r.Error)
-			}
-			mu.Lock()
-			results[j.subject] = append(results[j.subject], r)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
+	option.Parallel(ctx, len(jobs), opts.workers, func(i int) {
+		j := jobs[i]
+		s := subjects[j.subject]
+		var r pipeline.VerifyResult
+		if opts.local {
+			r = verifyLocal(ctx, streams, opts, status, s, j.arch)
+		} else {
+			r = verifyCluster(ctx, cluster, opts, status, s, j.arch)
+		}
+		if r.Passed {
+			status.Printf("Passed %s %s in %.1fs", s.ref, j.arch, r.Seconds)
+		} else {
+			status.Printf("Failed %s %s: %s", s.ref, j.arch, r.Error)
+		}
+		mu.Lock()
+		results[j.subject] = append(results[j.subject], r)
+		mu.Unlock()
+	})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
