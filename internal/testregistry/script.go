@@ -10,7 +10,7 @@ import (
 )
 
 // scriptUsage is the usage message of the registry script command.
-const scriptUsage = "usage: registry [-tls] [-auth USER:PASSWORD] | registry stats|reset"
+const scriptUsage = "usage: registry [-name NAME] [-tls] [-auth USER:PASSWORD] | registry [-name NAME] stats|reset"
 
 // ScriptCmd returns the testscript command `registry`, for Params.Cmds:
 //
@@ -23,21 +23,39 @@ const scriptUsage = "usage: registry [-tls] [-auth USER:PASSWORD] | registry sta
 //	registry stats  print its Stats to stdout, lines "key value"
 //	                (see [Stats.String]), e.g. "blob-bytes-in 0"
 //	registry reset  set its Stats to zero
+//	registry -name NAME …
+//	                the same for a second (third, …) registry of the
+//	                script, whose host is in $REGISTRY_NAME (upper case)
 //
-// A script has at most one registry. The command cannot be negated.
+// The command cannot be negated.
 func ScriptCmd() func(ts *testscript.TestScript, neg bool, args []string) {
+	type key struct {
+		ts   *testscript.TestScript
+		name string
+	}
 	var (
 		mu   sync.Mutex
-		regs = map[*testscript.TestScript]*Registry{}
+		regs = map[key]*Registry{}
 	)
-	running := func(ts *testscript.TestScript) *Registry {
-		mu.Lock()
-		defer mu.Unlock()
-		return regs[ts]
-	}
 	return func(ts *testscript.TestScript, neg bool, args []string) {
 		if neg {
 			ts.Fatalf("registry cannot be negated with !; %s", scriptUsage)
+		}
+		name := ""
+		if len(args) > 1 && args[0] == "-name" {
+			name, args = args[1], args[2:]
+		}
+		k := key{ts, name}
+		running := func() *Registry {
+			mu.Lock()
+			defer mu.Unlock()
+			return regs[k]
+		}
+		env := "REGISTRY"
+		dir := ".registry"
+		if name != "" {
+			env += "_" + strings.ToUpper(name)
+			dir += "-" + name
 		}
 		var opts Options
 		starting := len(args) == 0
@@ -57,19 +75,19 @@ func ScriptCmd() func(ts *testscript.TestScript, neg bool, args []string) {
 		if (starting && len(args) > 0) || len(args) > 1 {
 			ts.Fatalf("%s", scriptUsage)
 		}
-		r := running(ts)
+		r := running()
 		if starting {
 			if r != nil {
 				ts.Fatalf("registry already running at %s", r.Host)
 			}
-			r, err := StartWithOptions(filepath.Join(ts.Getenv("WORK"), ".registry"), opts)
+			r, err := StartWithOptions(filepath.Join(ts.Getenv("WORK"), dir), opts)
 			ts.Check(err)
 			mu.Lock()
-			regs[ts] = r
+			regs[k] = r
 			mu.Unlock()
 			ts.Defer(func() {
 				mu.Lock()
-				delete(regs, ts)
+				delete(regs, k)
 				mu.Unlock()
 				// Fatalf would panic out of the script's end; the log is
 				// what is left.
@@ -77,8 +95,8 @@ func ScriptCmd() func(ts *testscript.TestScript, neg bool, args []string) {
 					ts.Logf("%v", err)
 				}
 			})
-			ts.Setenv("REGISTRY", r.Host)
-			ts.Setenv("REGISTRY_CA", r.CAFile)
+			ts.Setenv(env, r.Host)
+			ts.Setenv(env+"_CA", r.CAFile)
 			return
 		}
 		if r == nil {
