@@ -236,6 +236,9 @@ func config(dir, htpasswd string) *configuration.Configuration {
 	// Without a secret, distribution makes one up and logs a warning about it.
 	c.HTTP.Secret = rand.Text()
 	c.Health.StorageDriver.Enabled = false
+	// As configuration.Parse defaults it: without, the catalog lists
+	// nothing.
+	c.Catalog.MaxEntries = 1000
 	if htpasswd != "" {
 		c.Auth = configuration.Auth{
 			"htpasswd": configuration.Parameters{"realm": authRealm, "path": htpasswd},

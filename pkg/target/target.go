@@ -22,7 +22,6 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
-	"oras.land/oras-go/v2/registry/remote/retry"
 )
 
 // LayoutPrefix marks a reference to an OCI image layout directory.
@@ -159,6 +158,20 @@ type RemoteOptions struct {
 	RegistryConfig string
 	// UserAgent is sent with every request.
 	UserAgent string
+	// Retries is how many times a request is sent again after a 429, a
+	// 502, 503 or 504, or a reset, closed or timed-out connection, waiting
+	// longer each time (or as long as the registry's Retry-After says, up
+	// to a minute). Only requests that can be sent again as they were are
+	// retried: those without a body or whose body can be rewound. 5 when
+	// zero; none when negative.
+	Retries int
+	// MaxConcurrency limits the requests in flight to each registry host,
+	// shared by every repository opened in the process with the same
+	// limit; unlimited when zero. Response bodies being read do not count.
+	MaxConcurrency int
+	// Log, when set, is told of each retry and of each refusal to wait
+	// for a registry's too distant Retry-After.
+	Log func(format string, args ...any)
 }
 
 // Open opens the reference as a target. Layout directories are created
@@ -253,7 +266,7 @@ func newClient(opts RemoteOptions) (*auth.Client, error) {
 		return nil, fmt.Errorf("loading registry credentials: %w", err)
 	}
 	client := &auth.Client{
-		Client:     &http.Client{Transport: retry.NewTransport(transport)},
+		Client:     &http.Client{Transport: newRetryTransport(transport, opts)},
 		Cache:      auth.NewCache(),
 		Credential: credential(store),
 	}

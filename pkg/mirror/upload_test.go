@@ -1,0 +1,98 @@
+package mirror_test
+
+import (
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/containerdisk/kubectl-containerdisk/internal/testregistry"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/mirror"
+)
+
+// TestUploadResumes copies a layer to a registry behind a proxy that drops
+// the connection midway through an upload request: the upload asks the
+// registry what it holds and goes on from there, so that the proxy passes
+// on much less than the layer twice.
+func TestUploadResumes(t *testing.T) {
+	const MiB = 1 << 20
+	tests := []struct {
+		name string
+		size int64
+		opts mirror.CopyOptions
+		// cut drops the connection of the nth request of a method after
+		// its body's first bytes: "PATCH 2" → {2: bytes}.
+		method string
+		cuts   map[int]int64
+		// lose passes the nth request on but drops its answer.
+		lose    int
+		resumes int
+	}{
+		{name: "second PATCH cut", size: 24 * MiB, opts: mirror.CopyOptions{LargeBlob: MiB, ChunkSize: 8 * MiB}, method: http.MethodPatch, cuts: map[int]int64{2: 3 * MiB}, resumes: 1},
+		{name: "two PATCHes cut", size: 24 * MiB, opts: mirror.CopyOptions{LargeBlob: MiB, ChunkSize: 8 * MiB}, method: http.MethodPatch, cuts: map[int]int64{1: 5 * MiB, 3: 1 * MiB}, resumes: 2},
+		{name: "single PUT cut", size: 6 * MiB, method: http.MethodPut, cuts: map[int]int64{1: 2 * MiB}, resumes: 1},
+		{name: "answer to the closing PUT lost", size: 6 * MiB, opts: mirror.CopyOptions{LargeBlob: MiB, ChunkSize: 4 * MiB}, method: http.MethodPut, lose: 1, resumes: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			reg := testregistry.New(t)
+			f := newFixture(t, tt.size, true, "amd64")
+			layer := f.layers["amd64"]
+			p := newFaultProxy(t, reg)
+			var mu sync.Mutex
+			seen := 0
+			p.before = func(w http.ResponseWriter, r *http.Request) bool {
+				if r.Method != tt.method || !strings.Contains(r.URL.Path, "/blobs/uploads/") || r.ContentLength < MiB && tt.lose == 0 {
+					return false
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				seen++
+				if n, ok := tt.cuts[seen]; ok {
+					r.Body = &cutBody{ReadCloser: r.Body, n: n}
+				}
+				return false
+			}
+			if tt.lose > 0 {
+				lost := 0
+				p.after = func(r *http.Response) error {
+					if r.Request.Method == tt.method && strings.Contains(r.Request.URL.Path, "/blobs/uploads/") && r.Request.URL.Query().Get("digest") == layer.Digest.String() {
+						if lost++; lost == tt.lose {
+							panic(http.ErrAbortHandler)
+						}
+					}
+					return nil
+				}
+			}
+			dst := openRepo(t, p.host(), "mirror/fedora")
+			var log eventLog
+			opts := tt.opts
+			opts.OnEvent = log.add
+			rep, err := mirror.CopyImage(ctx, f.store, "41", dst, []string{"41"}, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.Copied != 3 {
+				t.Errorf("report %+v, want 3 nodes copied", rep)
+			}
+			resumed := log.of(mirror.ActionResumed)
+			if len(resumed) != tt.resumes {
+				t.Errorf("%d resumes, want %d: %+v", len(resumed), tt.resumes, resumed)
+			}
+			for _, e := range resumed {
+				t.Logf("resumed at byte %d (%.1f MiB)", e.Offset, float64(e.Offset)/MiB)
+			}
+			if err := verifyGraph(ctx, openRepo(t, reg.Host, "mirror/fedora"), f.root); err != nil {
+				t.Error(err)
+			}
+			sent := p.uploaded.Load()
+			st := reg.Stats()
+			t.Logf("layer %d bytes; the proxy passed on %d upload bytes (%.2f×); the registry read %d; %d POST, %d PATCH, %d PUT",
+				layer.Size, sent, float64(sent)/float64(layer.Size), st.BlobBytesIn, st.BlobPost, st.BlobPatch, st.BlobPut)
+			if sent >= 2*layer.Size {
+				t.Errorf("the proxy passed on %d bytes, want fewer than twice the layer's %d", sent, layer.Size)
+			}
+		})
+	}
+}
