@@ -133,7 +133,8 @@ type Unit struct {
 	// architecture alone in the file means linux/ARCH); empty means every
 	// platform.
 	Platforms []string
-	// PlatformMode is PlatformRewrite or PlatformSparse.
+	// PlatformMode is PlatformRewrite (the default; ParseConfig writes it
+	// out) or PlatformSparse.
 	PlatformMode PlatformMode
 	// Scoped names each destination repository after its full source path
 	// (host, prefix and repository, as skopeo sync --scoped) instead of the
@@ -223,7 +224,23 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // name is the file name for messages. All the errors found are returned,
 // joined; each is a *ConfigError.
 func ParseConfig(name string, data []byte) (*Config, error) {
-	p := &parser{file: name}
+	return parseConfig(&parser{file: name}, data)
+}
+
+// ParseConfigTarget is ParseConfig followed by SetTarget(target, scoped),
+// for a target given on the command line: a unit may then leave its target
+// out, and every unit gets target.
+func ParseConfigTarget(name string, data []byte, target string, scoped bool) (*Config, error) {
+	c, err := parseConfig(&parser{file: name, targetGiven: true}, data)
+	if err != nil {
+		return nil, err
+	}
+	c.SetTarget(target, scoped)
+	return c, c.Validate()
+}
+
+func parseConfig(p *parser, data []byte) (*Config, error) {
+	name := p.file
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -380,6 +397,9 @@ type pair struct{ key, val *yaml.Node }
 type parser struct {
 	file string
 	errs []*ConfigError
+	// targetGiven says the target comes from elsewhere (the command
+	// line), so a unit may leave it out.
+	targetGiven bool
 	// nodes counts the mapping entries and list items read, aliases
 	// included, so that a file of aliases of aliases cannot make the
 	// parser read billions.
@@ -769,7 +789,7 @@ func (p *parser) unit(n *yaml.Node, key string, keys []string, d *unitDraft) uni
 		if !u.set["source"] {
 			p.failf(n, join(key, "source"), "missing: expected a registry host[:port][/prefix], such as quay.io/containerdisks")
 		}
-		if u.Target == "" && !u.set["target"] && !d.set["target"] {
+		if u.Target == "" && !u.set["target"] && !d.set["target"] && !p.targetGiven {
 			p.fail(n, join(key, "target"), "missing: expected "+targetForms+" (here or in defaults)", ErrNoTarget)
 		}
 		if images == nil {

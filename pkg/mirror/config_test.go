@@ -392,3 +392,20 @@ units:
 	// quay.io/containerdisks/ubuntu [22.04 24.04]
 	// sync.yaml:7: units[0].images[0].allow: invalid regex "[": missing closing ]
 }
+
+func TestParseConfigTarget(t *testing.T) {
+	data := []byte("units:\n- source: quay.io/containerdisks\n  images:\n  - {repository: fedora, tags: [\"42\"]}\n")
+	if _, err := ParseConfig("n.yaml", data); !errors.Is(err, ErrNoTarget) {
+		t.Fatalf("ParseConfig without a target = %v, want ErrNoTarget", err)
+	}
+	c, err := ParseConfigTarget("n.yaml", data, "oci-archive:cd.tar", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := c.Units[0]; u.Target != "oci-archive:cd.tar" || !u.Scoped {
+		t.Errorf("unit = %+v, want the target and scoping given", u)
+	}
+	if _, err := ParseConfigTarget("n.yaml", []byte("units:\n- source: x\n"), "r.example/m", false); err == nil || !strings.Contains(err.Error(), "n.yaml:2") {
+		t.Errorf("other errors still reported: %v", err)
+	}
+}

@@ -301,23 +301,24 @@ func (c *copier) pendingTags(ctx context.Context, root ocispec.Descriptor, tags 
 			return false, nil, fmt.Errorf("resolving tag %q at the target: %w", tag, err)
 		}
 	}
-	if len(pending) == 0 {
-		for _, ch := range children {
-			ok, err := c.dst.Exists(ctx, ch)
-			if err != nil {
-				return false, nil, fmt.Errorf("checking %s at the target: %w", ch.Digest, err)
-			}
-			if !ok {
-				// Not up to date, though every tag is: the chosen images
-				// go in under the same index.
-				return false, nil, nil
-			}
-		}
-	}
 	for _, tag := range unchanged {
 		c.emit(Event{Action: ActionUnchanged, Tag: tag, Descriptor: root})
 	}
-	return len(pending) == 0, pending, nil
+	if len(pending) > 0 {
+		return false, pending, nil
+	}
+	for _, ch := range children {
+		ok, err := c.dst.Exists(ctx, ch)
+		if err != nil {
+			return false, nil, fmt.Errorf("checking %s at the target: %w", ch.Digest, err)
+		}
+		if !ok {
+			// Every tag names the index, but a chosen image is missing:
+			// it goes in under the same index.
+			return false, nil, nil
+		}
+	}
+	return true, nil, nil
 }
 
 // selection is what a copy writes.

@@ -44,11 +44,15 @@ func (p *parser) skopeo(pairs []pair) *Config {
 			fk := join(host, k.Value)
 			switch k.Value {
 			case "images":
-				p.skopeoImages(v, fk, &u, func(repo string, val *yaml.Node, key string) (ImageSpec, bool) {
+				p.skopeoImages(v, fk, &u, func(val *yaml.Node, key string) (ImageSpec, bool) {
 					if resolve(val).ShortTag() == "!!null" {
 						return ImageSpec{Allow: []string{".*"}}, true
 					}
+					before := len(p.errs)
 					tags := p.tags(val, key)
+					if len(p.errs) > before {
+						return ImageSpec{}, false
+					}
 					if len(tags) == 0 {
 						// An empty list means every tag.
 						return ImageSpec{Allow: []string{".*"}}, true
@@ -56,7 +60,7 @@ func (p *parser) skopeo(pairs []pair) *Config {
 					return ImageSpec{Tags: tags}, true
 				})
 			case "images-by-tag-regex":
-				p.skopeoImages(v, fk, &u, func(repo string, val *yaml.Node, key string) (ImageSpec, bool) {
+				p.skopeoImages(v, fk, &u, func(val *yaml.Node, key string) (ImageSpec, bool) {
 					re, ok := p.str(val, key, "a regular expression")
 					if !ok {
 						return ImageSpec{}, false
@@ -70,7 +74,7 @@ func (p *parser) skopeo(pairs []pair) *Config {
 					return ImageSpec{Allow: []string{".*(?:" + re + ").*"}}, true
 				})
 			case "images-by-semver":
-				p.skopeoImages(v, fk, &u, func(repo string, val *yaml.Node, key string) (ImageSpec, bool) {
+				p.skopeoImages(v, fk, &u, func(val *yaml.Node, key string) (ImageSpec, bool) {
 					r, ok := p.str(val, key, `a version range such as ">= 3.12.0"`)
 					if !ok {
 						return ImageSpec{}, false
@@ -104,9 +108,9 @@ func (p *parser) skopeo(pairs []pair) *Config {
 	return c
 }
 
-// skopeoImages reads a map of repository to selector with spec, adding an
-// ImageSpec to u for each.
-func (p *parser) skopeoImages(n *yaml.Node, key string, u *Unit, spec func(repo string, val *yaml.Node, key string) (ImageSpec, bool)) {
+// skopeoImages reads a map of repository to selector, adding to u the
+// ImageSpec that spec makes of each selector.
+func (p *parser) skopeoImages(n *yaml.Node, key string, u *Unit, spec func(val *yaml.Node, key string) (ImageSpec, bool)) {
 	repos, ok := p.mapping(n, key, "a mapping of repository to tags")
 	if !ok {
 		return
@@ -118,7 +122,7 @@ func (p *parser) skopeoImages(n *yaml.Node, key string, u *Unit, spec func(repo 
 			p.fail(r.key, rk, err.Error(), nil)
 			continue
 		}
-		s, ok := spec(repo, r.val, rk)
+		s, ok := spec(r.val, rk)
 		if !ok {
 			continue
 		}

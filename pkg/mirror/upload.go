@@ -397,7 +397,15 @@ func (u *uploader) do(ctx context.Context, method, target string, body io.Reader
 	for _, e := range edit {
 		e(req)
 	}
-	return repoClient(u.repo).Do(req)
+	resp, err := repoClient(u.repo).Do(req)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		// The upload URL's query is a long state token.
+		if parsed, perr := url.Parse(ue.URL); perr == nil {
+			ue.URL = redactURL(parsed).String()
+		}
+	}
+	return resp, err
 }
 
 func repoClient(repo *remote.Repository) remote.Client {

@@ -1,13 +1,18 @@
 package mirror_test
 
 import (
+	"encoding/base64"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/containerdisk/kubectl-containerdisk/internal/testregistry"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/mirror"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 )
 
 // TestUploadResumes copies a layer to a registry behind a proxy that drops
@@ -94,5 +99,61 @@ func TestUploadResumes(t *testing.T) {
 				t.Errorf("the proxy passed on %d bytes, want fewer than twice the layer's %d", sent, layer.Size)
 			}
 		})
+	}
+}
+
+// TestUploadWithCredentials uploads in chunks to a registry that asks for
+// a password over HTTPS: every request of the upload goes through the
+// oras-go auth client.
+func TestUploadWithCredentials(t *testing.T) {
+	const user, password = "mirror", "s3cret"
+	reg := testregistry.NewWithOptions(t, testregistry.Options{TLS: true, Username: user, Password: password})
+	config := filepath.Join(t.TempDir(), "config.json")
+	auth := base64.StdEncoding.EncodeToString([]byte(user + ":" + password))
+	if err := os.WriteFile(config, fmt.Appendf(nil, `{"auths": {%q: {"auth": %q}}}`, reg.Host, auth), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ref, err := target.Parse(reg.Host + "/mirror/fedora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	https := false
+	dst, err := target.OpenRepository(ref, target.RemoteOptions{PlainHTTP: &https, CAFile: reg.CAFile, RegistryConfig: config})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, 5<<20, false, "amd64", "arm64")
+	rep, err := mirror.CopyImage(t.Context(), f.store, "41", dst, []string{"41"}, mirror.CopyOptions{LargeBlob: 1 << 20, ChunkSize: 2 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := reg.Stats(); rep.Copied != 7 || st.BlobPatch != 6 {
+		t.Errorf("report %+v; the registry was asked:\n%swant 7 nodes, 3 PATCHes per layer", rep, st)
+	}
+	if err := verifyGraph(t.Context(), dst, f.root); err != nil {
+		t.Error(err)
+	}
+}
+
+// TestUploadGivesUp cuts every PATCH before its first byte: without
+// progress, the upload stops after a few tries, and cancels the upload.
+func TestUploadGivesUp(t *testing.T) {
+	reg := testregistry.New(t)
+	p := newFaultProxy(t, reg)
+	p.before = func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPatch {
+			r.Body = &cutBody{ReadCloser: r.Body}
+		}
+		return false
+	}
+	f := newFixture(t, 2<<20, true, "amd64")
+	dst := openRepo(t, p.host(), "mirror/fedora")
+	_, err := mirror.CopyImage(t.Context(), f.store, "41", dst, []string{"41"}, mirror.CopyOptions{LargeBlob: 1 << 20})
+	if err == nil || !strings.Contains(err.Error(), "giving up after 5 failures in a row at byte 0") {
+		t.Fatalf("CopyImage: %v, want it to give up", err)
+	}
+	t.Logf("error: %v", err)
+	if st := reg.Stats(); st.BlobPatch != 6 || st.BlobDelete != 0 || st.ManifestPut != 0 {
+		t.Errorf("the registry was asked:\n%swant 6 PATCHes and no manifest", st)
 	}
 }

@@ -21,7 +21,6 @@ import (
 // (arm64, UEFI). They fail, rather than skip, when the disk or QEMU is
 // missing, so that CI cannot pass without booting anything.
 
-
 // bootDisk returns the test boot disk of arch: $CONTAINERDISK_BOOTDISK
 // (amd64) or $CONTAINERDISK_BOOTDISK_ARM64, else the newest one in
 // hack/bootdisk.sh's cache.

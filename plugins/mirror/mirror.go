@@ -5,6 +5,7 @@ package mirror
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -128,12 +129,17 @@ func runMirror(ctx context.Context, streams cli.Streams, opts *mirrorOptions) er
 	if err != nil {
 		return cli.Usagef("-f %s: %v", opts.file, err)
 	}
-	cfg, err := mirror.ParseConfig(opts.file, data)
+	var cfg *mirror.Config
+	if opts.to != "" {
+		cfg, err = mirror.ParseConfigTarget(opts.file, data, opts.to, opts.scoped)
+	} else {
+		cfg, err = mirror.ParseConfig(opts.file, data)
+	}
+	if errors.Is(err, mirror.ErrNoTarget) {
+		return cli.Usagef("%v\n(a skopeo sync file names no destination: give it with --to TARGET)", err)
+	}
 	if err != nil {
 		return cli.Usagef("%v", err)
-	}
-	if opts.to != "" {
-		cfg.SetTarget(opts.to, opts.scoped)
 	}
 	for i, u := range cfg.Units {
 		if u.Target == "" {
