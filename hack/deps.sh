@@ -9,6 +9,7 @@
 #   syslinux, syslinux-common, mtools, fdisk, cpio, grub-common
 #                        build the small bootable test disk (hack/bootdisk.sh)
 #   etcd-server          backs the test kube-apiserver (hack/kube-apiserver.sh)
+#   docker-registry      a registry built apart from this project, for mirror tests
 set -euo pipefail
 missing=()
 need() { # need PACKAGE FILE-OR-COMMAND
@@ -29,6 +30,7 @@ need fdisk sfdisk
 need cpio cpio
 need grub-common grub-mkimage
 need etcd-server etcd
+need docker-registry docker-registry
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "Missing: ${missing[*]}; install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2

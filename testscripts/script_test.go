@@ -6,12 +6,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -49,10 +52,11 @@ func TestScripts(t *testing.T) {
 		Dir:                 ".",
 		RequireExplicitExec: true,
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"registry": testregistry.ScriptCmd(),
-			"upstream": testupstream.ScriptCmd(),
-			"mkdisk":   mkdisk,
-			"exits":    exits,
+			"registry":        testregistry.ScriptCmd(),
+			"upstream":        testupstream.ScriptCmd(),
+			"mkdisk":          mkdisk,
+			"exits":           exits,
+			"debian-registry": debianRegistry,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("OTEL_TRACES_EXPORTER", "none")
@@ -81,6 +85,50 @@ func bootDisk(t *testing.T) string {
 		t.Fatalf("hack/bootdisk.sh amd64 (the boot disk of the verify --local scripts): %v\n%s", err, stderr.Bytes())
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// debianRegistry starts Debian's docker-registry (distribution 2.8, a
+// registry built apart from this project) on a loopback port, storing under
+// $WORK/.debian-registry, sets $DEBIAN_REGISTRY to its host and stops it
+// when the script ends:
+//
+//	debian-registry
+func debianRegistry(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: debian-registry")
+	}
+	bin, err := exec.LookPath("docker-registry")
+	if err != nil {
+		ts.Fatalf("Debian's docker-registry is needed: install it with 'apt-get install docker-registry': %v", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ts.Check(err)
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := ts.MkAbs(".debian-registry")
+	ts.Check(os.MkdirAll(dir, 0o755))
+	cfg := filepath.Join(dir, "config.yml")
+	ts.Check(os.WriteFile(cfg, []byte("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: "+filepath.Join(dir, "data")+"}, delete: {enabled: true}}\nhttp: {addr: "+addr+"}\n"), 0o644))
+	cmd := exec.Command(bin, "serve", cfg)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	ts.Check(cmd.Start())
+	ts.Defer(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if i == 100 {
+			ts.Fatalf("docker-registry did not start on %s: %v\n%s", addr, err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Setenv("DEBIAN_REGISTRY", addr)
 }
 
 // exits runs a program like exec and checks its exit code:
