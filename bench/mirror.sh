@@ -16,11 +16,12 @@
 # Usage: bench/mirror.sh        (from the repository root or from bench/)
 # Knobs (environment):
 #   MIRROR_BENCH_GIB=2    size of the set's blobs in GiB; 0.25 for a quick run
-#   REPS=1                cold syncs of every contender (a fresh target each);
+#   REPS=3                cold syncs of every contender (a fresh target each);
 #                         the table shows medians
 #   NOOP_RUNS=5           no-op syncs after each cold one; the table shows medians
 #   CONTENDERS="ours ours-skopeo-yaml skopeo regsync crane"
 #                         which to run, in this order
+#   OURS_FLAGS=           more flags for ours, e.g. "--workers 1"
 #   REGSYNC_PARALLEL=     regsync's defaults.parallel (sync entries run at once);
 #                         empty keeps its default, one after the other
 #   BENCH_CACHE=DIR       where the set and the peers' binaries are kept between
@@ -29,6 +30,7 @@
 # checks a target is a complete copy is bench/mirror (its own module):
 #   (cd bench/mirror && go run . fill DIR 0.25 > list)
 set -euo pipefail
+export LC_ALL=C  # decimal points in the clock and in awk
 
 # --- Acceptance thresholds (ours, its native config) -------------------------
 MAX_RSS_MIB=100            # peak RSS of cold and no-op syncs must stay below this
@@ -36,9 +38,10 @@ MAX_COLD_VS_FASTEST=1.0    # ours' cold seconds / the fastest peer's
 MIN_NOOP_VS_SKOPEO=3.0     # skopeo's no-op seconds / ours'
 
 GIB=${MIRROR_BENCH_GIB:-2}
-REPS=${REPS:-1}
+REPS=${REPS:-3}
 NOOP_RUNS=${NOOP_RUNS:-5}
 REGSYNC_PARALLEL=${REGSYNC_PARALLEL:-}
+read -r -a ours_flags <<< "${OURS_FLAGS:-}"
 read -r -a contenders <<< "${CONTENDERS:-ours ours-skopeo-yaml skopeo regsync crane}"
 REGSYNC_VERSION=v0.11.7
 CRANE_VERSION=v0.22.1
@@ -211,8 +214,8 @@ sync_cmd() {
 	case $name in
 	# The set lives under containerdisks/, and skopeo (and ours reading its
 	# file) puts a yaml source's images under DESTINATION/<last path element>.
-	ours) cmd=("$ours" -q -f "$f") ;;
-	ours-skopeo-yaml) cmd=("$ours" -q -f "$f" --to "$dst/containerdisks") ;;
+	ours) cmd=("$ours" -q "${ours_flags[@]}" -f "$f") ;;
+	ours-skopeo-yaml) cmd=("$ours" -q "${ours_flags[@]}" -f "$f" --to "$dst/containerdisks") ;;
 	skopeo) cmd=(skopeo --policy "$work/policy.json" sync --all --src yaml --dest docker --dest-tls-verify=false "$f" "$dst/containerdisks") ;;
 	regsync) cmd=("$regsync" once -c "$f") ;;
 	crane) cmd=(sh -c 'while read -r from to; do "$0" copy --insecure "$from" "$to" || exit 1; done < "$1"' "$crane" "$f") ;;
@@ -222,12 +225,16 @@ sync_cmd() {
 # timed NAME PHASE CMD... runs CMD, logging its output, and appends
 # "wall cpu rss_kib" to results/NAME.PHASE.
 timed() {
-	local name=$1 phase=$2 t=$work/results/$1.$2.t; shift 2
-	if ! /usr/bin/time -f '%e %U %S %M' -o "$t" "$@" > "$work/logs/$name.$phase.log" 2>&1; then
+	local name=$1 phase=$2 t=$work/results/$1.$2.t start end; shift 2
+	# GNU time's wall time has 10 ms steps, too coarse for a no-op sync:
+	# the shell's clock (microseconds) times it instead.
+	start=$EPOCHREALTIME
+	if ! /usr/bin/time -f '%U %S %M' -o "$t" "$@" > "$work/logs/$name.$phase.log" 2>&1; then
 		tail -20 "$work/logs/$name.$phase.log" >&2
 		die "$name failed its $phase sync (command: $*)"
 	fi
-	awk '{ printf "%s %.2f %s\n", $1, $2 + $3, $4 }' "$t" >> "$work/results/$name.$phase"
+	end=$EPOCHREALTIME
+	awk -v s="$start" -v e="$end" '{ printf "%.3f %.2f %s\n", e - s, $1 + $2, $3 }' "$t" >> "$work/results/$name.$phase"
 }
 
 # summary FILE prints "requests blob_mib_in blob_mib_out" of a stats file.
@@ -258,7 +265,7 @@ run() {
 	stop_registry "$dst_pid"
 	rm -rf "$dst_dir"
 	log "  rep $rep $name: cold $(tail -1 "$res.cold" | awk '{ printf "%.2f s, %.1f MiB RSS", $1, $3 / 1024 }');" \
-		"no-op $(tail -"$NOOP_RUNS" "$res.noop" | awk '{ s = s sep sprintf("%.2f", $1); sep = " " } END { print s }') s"
+		"no-op $(tail -"$NOOP_RUNS" "$res.noop" | awk '{ s = s sep sprintf("%.3f", $1); sep = " " } END { print s }') s"
 }
 
 # Other processes competing for the CPUs make wall times meaningless:
@@ -324,7 +331,7 @@ noop-s: wall time of a sync finding everything there; *-CPU: user+sys seconds of
 ours' (>1: ours is faster). Requests: src-*/dst-*: all requests to the source / target registry
 and the blob MiB it sent / received; blob-up: blob upload sessions started on the target
 (POST, mounts included); mf-*: manifest HEAD, GET and PUT on the target.
-ours: kubectl-containerdisk mirror -f with its native config; ours-skopeo-yaml: the same with
+ours: kubectl-containerdisk mirror -q ${OURS_FLAGS:+$OURS_FLAGS }-f with its native config; ours-skopeo-yaml: the same with
 skopeo's YAML and --to; skopeo: skopeo $skopeo_version sync --all --src yaml (Debian);
 regsync: regsync $REGSYNC_VERSION once (one repository entry per repository, parallel: ${REGSYNC_PARALLEL:-default});
 crane: crane $CRANE_VERSION copy --insecure, once per tag, one after the other.

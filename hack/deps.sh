@@ -10,6 +10,7 @@
 #                        build the small bootable test disk (hack/bootdisk.sh)
 #   etcd-server          backs the test kube-apiserver (hack/kube-apiserver.sh)
 #   docker-registry      a registry built apart from this project, for mirror tests
+#   containerd           imports the archives mirror writes (ctr images import)
 set -euo pipefail
 missing=()
 need() { # need PACKAGE FILE-OR-COMMAND
@@ -31,6 +32,7 @@ need cpio cpio
 need grub-common grub-mkimage
 need etcd-server etcd
 need docker-registry docker-registry
+need containerd ctr
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "Missing: ${missing[*]}; install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2

@@ -57,6 +57,7 @@ func TestScripts(t *testing.T) {
 			"mkdisk":          mkdisk,
 			"exits":           exits,
 			"debian-registry": debianRegistry,
+			"containerd":      containerd,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("OTEL_TRACES_EXPORTER", "none")
@@ -129,6 +130,47 @@ func debianRegistry(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	ts.Setenv("DEBIAN_REGISTRY", addr)
+}
+
+// containerd starts Debian's containerd with its state under
+// $WORK/.containerd (no CRI, nothing else touched), sets
+// $CONTAINERD_ADDRESS to its socket and stops it when the script ends. It
+// needs root, as containerd does:
+//
+//	containerd
+func containerd(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: containerd")
+	}
+	bin, err := exec.LookPath("containerd")
+	if err != nil {
+		ts.Fatalf("containerd is needed: install it with 'apt-get install containerd': %v", err)
+	}
+	// A unix socket path must be short: keep it out of $WORK.
+	dir, err := os.MkdirTemp("", "ctr-")
+	ts.Check(err)
+	sock := filepath.Join(dir, "c.sock")
+	cfg := filepath.Join(dir, "config.toml")
+	ts.Check(os.WriteFile(cfg, []byte(fmt.Sprintf("version = 2\nroot = %q\nstate = %q\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = %q\n", filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock)), 0o644))
+	cmd := exec.Command(bin, "--config", cfg)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	ts.Check(cmd.Start())
+	ts.Defer(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		os.RemoveAll(dir)
+	})
+	for i := 0; ; i++ {
+		if _, err := os.Stat(sock); err == nil {
+			break
+		}
+		if i == 100 {
+			ts.Fatalf("containerd did not start: %s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ts.Setenv("CONTAINERD_ADDRESS", sock)
 }
 
 // exits runs a program like exec and checks its exit code:
