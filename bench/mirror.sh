@@ -90,7 +90,7 @@ if go build -o "$ours" ./plugins/mirror/kubectl-containerdisk-mirror >&2 &&
 	ours_ok=1
 else
 	log "Warning: $ours does not build or has no -f flag yet: skipping ours (the acceptance check fails)"
-	read -r -a contenders <<< "$(printf '%s\n' "${contenders[@]}" | grep -v '^ours' | paste -sd' ')"
+	read -r -a contenders <<< "$(printf '%s\n' "${contenders[@]}" | { grep -v '^ours' || true; } | paste -sd' ')"
 fi
 # The peers are built once per version into the cache, in a scratch
 # directory so that no go.mod around it takes part.
@@ -115,7 +115,7 @@ printf '{"default": [{"type": "insecureAcceptAnything"}]}\n' > "$work/policy.jso
 # Made once and cached: a registry's storage directory, served read-only by
 # every run. The key includes the generator's source so a change to the
 # content it makes makes a new set.
-set_key=$(cat bench/mirror/fill.go | sha256sum | cut -c1-12)
+set_key=$(sha256sum < bench/mirror/fill.go | cut -c1-12)
 src_dir=$CACHE/mirror-set-$GIB-$set_key
 if [ ! -s "$src_dir/list" ]; then
 	log "== Making the set ($GIB GiB; once, cached in $src_dir)"

@@ -36,6 +36,11 @@ type CopyOptions struct {
 	// MountFrom lists repositories of the target's registry that may hold
 	// the blobs: they are mounted from there rather than uploaded.
 	MountFrom []string
+	// MountCandidates, when set, names the repositories of the target's
+	// registry known to hold a blob, to mount it from instead of trying
+	// each of MountFrom in turn: a mount that fails costs an upload
+	// session opened and cancelled.
+	MountCandidates func(d digest.Digest) []string
 	// Concurrency is how many blobs of the image are copied at once; 3
 	// when zero.
 	Concurrency int
@@ -446,7 +451,7 @@ func (c *copier) copyGraph(ctx context.Context, sel *selection) error {
 			if c.up == nil || isManifest(d.MediaType) {
 				return nil
 			}
-			mounted, err := c.up.upload(ctx, d, c.opts.MountFrom, fetchOpener(c.src, d))
+			mounted, err := c.up.upload(ctx, d, c.mountFrom(d), fetchOpener(c.src, d))
 			if err != nil {
 				return err
 			}
@@ -563,7 +568,7 @@ func (c *copier) plan(ctx context.Context, sel *selection) error {
 			return nil
 		}
 		if !isManifest(d.MediaType) && c.repo != nil {
-			for _, from := range c.opts.MountFrom {
+			for _, from := range c.mountFrom(d) {
 				ref := c.repo.Reference
 				ref.Repository = from
 				other := &remote.Repository{Client: c.repo.Client, Reference: ref, PlainHTTP: c.repo.PlainHTTP}
@@ -577,6 +582,14 @@ func (c *copier) plan(ctx context.Context, sel *selection) error {
 		return nil
 	}
 	return walk(sel.root)
+}
+
+// mountFrom is where d may be mounted from.
+func (c *copier) mountFrom(d ocispec.Descriptor) []string {
+	if c.opts.MountCandidates != nil {
+		return c.opts.MountCandidates(d.Digest)
+	}
+	return c.opts.MountFrom
 }
 
 // hideRoot is a target that says it lacks root, so that CopyGraph looks at

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content/oci"
@@ -250,8 +251,42 @@ func (t *targets) close(ctx context.Context, status *option.Status) error {
 	return errors.Join(errs...)
 }
 
+// blobIndex records which repositories of each registry hold a blob, as
+// the run learns it, so that a blob is mounted from where it is and not
+// sought blindly.
+type blobIndex struct {
+	mu sync.Mutex
+	m  map[string]map[digest.Digest][]string // registry -> blob -> repositories
+}
+
+func newBlobIndex() *blobIndex { return &blobIndex{m: map[string]map[digest.Digest][]string{}} }
+
+func (b *blobIndex) add(registry, repo string, d digest.Digest) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.m[registry] == nil {
+		b.m[registry] = map[digest.Digest][]string{}
+	}
+	if !slices.Contains(b.m[registry][d], repo) {
+		b.m[registry][d] = append(b.m[registry][d], repo)
+	}
+}
+
+// holders returns the repositories other than repo known to hold d.
+func (b *blobIndex) holders(registry, repo string, d digest.Digest) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, r := range b.m[registry][d] {
+		if r != repo {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 // copyItem copies one image and describes the outcome.
-func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, mountFrom []string, status *option.Status) pipeline.Record {
+func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blobs *blobIndex, status *option.Status) pipeline.Record {
 	rec := pipeline.Record{Reference: it.dst.String()}
 	fail := func(err error) pipeline.Record {
 		rec.Error = cli.Explain(err)
@@ -266,12 +301,22 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, mou
 	if err != nil {
 		return fail(err)
 	}
-	rep, err := mirror.CopyImage(ctx, src, it.src.ref(), dst, []string{it.dst.ref()}, mirror.CopyOptions{
+	copts := mirror.CopyOptions{
 		Platforms: it.unit.Platforms,
 		Mode:      it.unit.PlatformMode,
 		DryRun:    opts.dryRun,
-		MountFrom: mountFrom,
-	})
+	}
+	if !it.dst.isLayout() {
+		reg, repo := it.dst.repo.Registry, it.dst.repo.Repository
+		copts.MountCandidates = func(d digest.Digest) []string { return blobs.holders(reg, repo, d) }
+		copts.OnEvent = func(e mirror.Event) {
+			switch e.Action {
+			case mirror.ActionCopied, mirror.ActionMounted, mirror.ActionExists:
+				blobs.add(reg, repo, e.Descriptor.Digest)
+			}
+		}
+	}
+	rep, err := mirror.CopyImage(ctx, src, it.src.ref(), dst, []string{it.dst.ref()}, copts)
 	if err != nil {
 		return fail(err)
 	}

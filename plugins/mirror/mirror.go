@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -197,14 +196,9 @@ func syncOnce(ctx context.Context, stopping <-chan struct{}, streams cli.Streams
 		items = append(items, planned...)
 		failed = append(failed, errs...)
 	}
-	// Blobs already in another repository of a target registry are
-	// mounted rather than uploaded.
-	mounts := map[string][]string{}
-	for _, it := range items {
-		if !it.dst.isLayout() && !slices.Contains(mounts[it.dst.repo.Registry], it.dst.repo.Repository) {
-			mounts[it.dst.repo.Registry] = append(mounts[it.dst.repo.Registry], it.dst.repo.Repository)
-		}
-	}
+	// Blobs this run put in, or found in, a repository of a target
+	// registry are mounted from there rather than uploaded again.
+	blobs := newBlobIndex()
 	results := make([]pipeline.Record, len(items))
 	option.Parallel(ctx, len(items), opts.workers, func(i int) {
 		select {
@@ -213,16 +207,7 @@ func syncOnce(ctx context.Context, stopping <-chan struct{}, streams cli.Streams
 			return
 		default:
 		}
-		it := items[i]
-		var from []string
-		if !it.dst.isLayout() {
-			for _, r := range mounts[it.dst.repo.Registry] {
-				if r != it.dst.repo.Repository {
-					from = append(from, r)
-				}
-			}
-		}
-		results[i] = copyItem(ctx, it, t, opts, from, status)
+		results[i] = copyItem(ctx, items[i], t, opts, blobs, status)
 	})
 	if err := t.close(ctx, status); err != nil {
 		failed = append(failed, err.Error())
