@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"strings"
 	"text/tabwriter"
 
@@ -402,8 +403,8 @@ PREFIX/PATH:TAG, PATH being its repository path.`,
 	return cmd
 }
 
-// preloadConfig makes one unit per source registry, each image to
-// prefix/its repository path.
+// preloadConfig makes one unit per source registry and repository
+// directory, so that each image keeps its repository path below prefix.
 func preloadConfig(images []string, prefix string) (*mirror.Config, error) {
 	units := map[string]*mirror.Unit{}
 	var order []string
@@ -415,17 +416,20 @@ func preloadConfig(images []string, prefix string) (*mirror.Config, error) {
 		if ref.Kind != target.KindRegistry || !ref.IsTag() {
 			return nil, cli.Usagef("image %q: expected a registry reference with a tag", img)
 		}
-		u, ok := units[ref.Registry]
+		dir, base := path.Split(ref.Repository)
+		dir = strings.TrimSuffix(dir, "/")
+		key := ref.Registry + "/" + dir
+		u, ok := units[key]
 		if !ok {
-			u = &mirror.Unit{Source: ref.Registry, Target: prefix}
-			units[ref.Registry] = u
-			order = append(order, ref.Registry)
+			u = &mirror.Unit{Source: strings.TrimSuffix(key, "/"), Target: strings.TrimSuffix(prefix+"/"+dir, "/")}
+			units[key] = u
+			order = append(order, key)
 		}
-		u.Images = append(u.Images, mirror.ImageSpec{Repository: ref.Repository, Tags: []string{ref.Reference}})
+		u.Images = append(u.Images, mirror.ImageSpec{Repository: base, Tags: []string{ref.Reference}})
 	}
 	cfg := &mirror.Config{}
-	for _, r := range order {
-		cfg.Units = append(cfg.Units, *units[r])
+	for _, k := range order {
+		cfg.Units = append(cfg.Units, *units[k])
 	}
 	return cfg, nil
 }
