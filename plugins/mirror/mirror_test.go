@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kubevirtv1 "kubevirt.io/api/core/v1"
 	"oras.land/oras-go/v2/registry/remote"
 
+	"github.com/containerdisk/kubectl-containerdisk/internal/testcluster"
 	"github.com/containerdisk/kubectl-containerdisk/internal/testdisk"
 	"github.com/containerdisk/kubectl-containerdisk/internal/testregistry"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
@@ -152,3 +155,42 @@ func TestSigtermScheduled(t *testing.T) {
 		t.Fatalf("the copy under way at SIGTERM did not finish\n%s", r.out)
 	}
 }
+
+// preload --from-cluster copies the containerDisk images the cluster's VMs
+// use, read from a real API server with KubeVirt's CRDs.
+func TestPreloadFromCluster(t *testing.T) {
+	tc := testcluster.Start(t)
+	ns := tc.Namespace(t)
+	src, local := testregistry.New(t), testregistry.New(t)
+	stage(t, src)
+	image := src.Host + "/containerdisks/fedora:42"
+	vm := &kubevirtv1.VirtualMachine{
+		ObjectMeta: metav1.ObjectMeta{Name: "uses-fedora", Namespace: ns},
+		Spec: kubevirtv1.VirtualMachineSpec{
+			RunStrategy: ptr(kubevirtv1.RunStrategyHalted),
+			Template: &kubevirtv1.VirtualMachineInstanceTemplateSpec{Spec: kubevirtv1.VirtualMachineInstanceSpec{
+				Domain: kubevirtv1.DomainSpec{Devices: kubevirtv1.Devices{Disks: []kubevirtv1.Disk{{Name: "root"}}}},
+				Volumes: []kubevirtv1.Volume{{Name: "root", VolumeSource: kubevirtv1.VolumeSource{
+					ContainerDisk: &kubevirtv1.ContainerDiskSource{Image: image},
+				}}},
+			}},
+		},
+	}
+	if _, err := tc.KubeVirt().KubevirtV1().VirtualMachines(ns).Create(t.Context(), vm, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"preload", "--from-cluster", "--kubeconfig", tc.Kubeconfig(t), "-n", ns, "--to", local.Host + "/preload"}
+	if code, out := run(t.Context(), args...); code != 0 || !strings.Contains(out, "Summary: 1 copied") {
+		t.Fatalf("exit %d\n%s", code, out)
+	}
+	repo, _ := remote.NewRepository(local.Host + "/preload/containerdisks/fedora")
+	repo.PlainHTTP = true
+	if _, err := repo.Resolve(t.Context(), "42"); err != nil {
+		t.Fatalf("the cluster's image was not preloaded: %v", err)
+	}
+	if code, out := run(t.Context(), args...); code != 0 || !strings.Contains(out, "Summary: 0 copied, 1 up to date") {
+		t.Fatalf("second preload: exit %d\n%s", code, out)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
