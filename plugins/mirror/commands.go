@@ -243,13 +243,7 @@ has is skipped.`,
 		Example: `  kubectl containerdisk mirror import containerdisks.tar --to registry.airgap:5000/containerdisks`,
 		Args:    cli.ExactArgs(1),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
-			if opts.to == "" {
-				return cli.Usagef("no destination: expected --to PREFIX")
-			}
-			if err := opts.Remote.Parse(cmd); err != nil {
-				return err
-			}
-			return opts.Output.Parse(cmd)
+			return opts.parseCopyFlags(cmd, "PREFIX")
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := args[0]
@@ -264,14 +258,7 @@ has is skipped.`,
 			return syncOnce(cmd.Context(), nil, streams, &opts, cfg, status)
 		},
 	}
-	fs := cmd.Flags()
-	fs.StringVar(&opts.to, "to", "", "registry prefix to import below")
-	fs.BoolVar(&opts.dryRun, "dry-run", false, "print the plan and write nothing")
-	fs.IntVar(&opts.workers, "workers", 4, "images copied at once")
-	fs.IntVar(&opts.maxConcurrency, "max-concurrency", 8, "requests at once per registry host")
-	fs.IntVar(&opts.retries, "retries", 5, "retries of a request that failed with 429, 5xx or a reset")
-	opts.Remote.ApplyFlags(fs)
-	opts.Output.ApplyFlags(fs)
+	opts.applyCopyFlags(cmd.Flags(), "registry prefix to import below")
 	return cmd
 }
 
@@ -334,13 +321,7 @@ PREFIX/PATH:TAG, PATH being its repository path.`,
 		Example: `  kubectl containerdisk mirror preload --from-cluster --all-namespaces --to registry.local:5000/preload`,
 		Args:    cobra.ArbitraryArgs,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
-			if opts.to == "" {
-				return cli.Usagef("no destination: expected --to REGISTRY/PREFIX")
-			}
-			if err := opts.Remote.Parse(cmd); err != nil {
-				return err
-			}
-			return opts.Output.Parse(cmd)
+			return opts.parseCopyFlags(cmd, "REGISTRY/PREFIX")
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -393,13 +374,7 @@ PREFIX/PATH:TAG, PATH being its repository path.`,
 	fs.StringVarP(&file, "file", "f", "", "file listing images, one per line")
 	fs.BoolVar(&fromCluster, "from-cluster", false, "every containerDisk image the cluster's VMs and VMIs use")
 	fs.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "with --from-cluster: every namespace")
-	fs.StringVar(&opts.to, "to", "", "local registry prefix to copy into")
-	fs.BoolVar(&opts.dryRun, "dry-run", false, "print the plan and write nothing")
-	fs.IntVar(&opts.workers, "workers", 4, "images copied at once")
-	fs.IntVar(&opts.maxConcurrency, "max-concurrency", 8, "requests at once per registry host")
-	fs.IntVar(&opts.retries, "retries", 5, "retries of a request that failed with 429, 5xx or a reset")
-	opts.Remote.ApplyFlags(fs)
-	opts.Output.ApplyFlags(fs)
+	opts.applyCopyFlags(fs, "local registry prefix to copy into")
 	return cmd
 }
 
@@ -432,4 +407,25 @@ func preloadConfig(images []string, prefix string) (*mirror.Config, error) {
 		cfg.Units = append(cfg.Units, *units[k])
 	}
 	return cfg, nil
+}
+
+// applyCopyFlags adds the flags import and preload share with mirror.
+func (o *mirrorOptions) applyCopyFlags(fs *pflag.FlagSet, to string) {
+	fs.StringVar(&o.to, "to", "", to)
+	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and write nothing")
+	fs.IntVar(&o.workers, "workers", 4, "images copied at once")
+	fs.IntVar(&o.maxConcurrency, "max-concurrency", 8, "requests at once per registry host")
+	fs.IntVar(&o.retries, "retries", 5, "retries of a request that failed with 429, 5xx or a reset")
+	o.Remote.ApplyFlags(fs)
+	o.Output.ApplyFlags(fs)
+}
+
+func (o *mirrorOptions) parseCopyFlags(cmd *cobra.Command, to string) error {
+	if o.to == "" {
+		return cli.Usagef("no destination: expected --to %s", to)
+	}
+	if err := o.Remote.Parse(cmd); err != nil {
+		return err
+	}
+	return o.Output.Parse(cmd)
 }
