@@ -22,7 +22,7 @@ func Unavailable(name, short string) *cobra.Command {
 			if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
 				return cmd.Help()
 			}
-			return &UsageError{Err: fmt.Errorf("%s: %w; available: gather, build, push, verify", cmd.CommandPath(), ErrUnavailable)}
+			return &UsageError{Err: fmt.Errorf("%s: %w; available: gather, build, push, verify, promote, mirror", cmd.CommandPath(), ErrUnavailable)}
 		},
 	}
 }
