@@ -8,11 +8,15 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,6 +62,7 @@ func TestScripts(t *testing.T) {
 			"exits":           exits,
 			"debian-registry": debianRegistry,
 			"containerd":      containerd,
+			"faultproxy":      faultProxy,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("OTEL_TRACES_EXPORTER", "none")
@@ -171,6 +176,85 @@ func containerd(ts *testscript.TestScript, neg bool, args []string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	ts.Setenv("CONTAINERD_ADDRESS", sock)
+}
+
+// faultProxy starts a proxy on loopback in front of a registry that
+// misbehaves, sets $PROXY_NAME (upper case) to its host, and stops it when
+// the script ends:
+//
+//	faultproxy NAME HOST 429 N   answer the first N requests 429 (Retry-After: 1)
+//	faultproxy NAME HOST reset   cut the first download of a blob of 64 KiB or more halfway, resetting the connection
+//	faultproxy NAME HOST corrupt flip a byte in every blob download
+func faultProxy(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) < 3 {
+		ts.Fatalf("usage: faultproxy NAME HOST 429 N | reset | corrupt")
+	}
+	name, host, mode := args[0], args[1], args[2]
+	n := 0
+	if mode == "429" {
+		if len(args) != 4 {
+			ts.Fatalf("usage: faultproxy NAME HOST 429 N")
+		}
+		var err error
+		n, err = strconv.Atoi(args[3])
+		ts.Check(err)
+	}
+	u, err := url.Parse("http://" + host)
+	ts.Check(err)
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	var mu sync.Mutex
+	seen, cut := 0, false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		blob := r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/sha256:")
+		mu.Lock()
+		seen++
+		tooMany := mode == "429" && seen <= n
+		doCut := mode == "reset" && blob && !cut
+		mu.Unlock()
+		switch {
+		case tooMany:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}`, http.StatusTooManyRequests)
+		case doCut || (mode == "corrupt" && blob):
+			rec := httptest.NewRecorder()
+			proxy.ServeHTTP(rec, r)
+			body := rec.Body.Bytes()
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			if mode == "corrupt" {
+				if len(body) > 0 {
+					body[len(body)/2] ^= 0xff
+				}
+				w.WriteHeader(rec.Code)
+				w.Write(body)
+				return
+			}
+			mu.Lock()
+			small := len(body) < 64<<10 || cut
+			cut = cut || !small
+			mu.Unlock()
+			if small {
+				// Only a layer is cut: a config is too small to resume.
+				w.WriteHeader(rec.Code)
+				w.Write(body)
+				return
+			}
+			ts.Logf("faultproxy %s: cut %s at byte %d of %d", name, r.URL.Path, len(body)/2, len(body))
+			w.WriteHeader(rec.Code)
+			w.Write(body[:len(body)/2])
+			if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+				if tc, ok := c.(*net.TCPConn); ok {
+					tc.SetLinger(0) // a reset, not a clean close
+				}
+				c.Close()
+			}
+		default:
+			proxy.ServeHTTP(w, r)
+		}
+	}))
+	ts.Defer(srv.Close)
+	ts.Setenv("PROXY_"+strings.ToUpper(name), strings.TrimPrefix(srv.URL, "http://"))
 }
 
 // exits runs a program like exec and checks its exit code:

@@ -306,14 +306,19 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 		Mode:      it.unit.PlatformMode,
 		DryRun:    opts.dryRun,
 	}
+	var reg, repo string
 	if !it.dst.isLayout() {
-		reg, repo := it.dst.repo.Registry, it.dst.repo.Repository
+		reg, repo = it.dst.repo.Registry, it.dst.repo.Repository
 		copts.MountCandidates = func(d digest.Digest) []string { return blobs.holders(reg, repo, d) }
-		copts.OnEvent = func(e mirror.Event) {
-			switch e.Action {
-			case mirror.ActionCopied, mirror.ActionMounted, mirror.ActionExists:
+	}
+	copts.OnEvent = func(e mirror.Event) {
+		switch e.Action {
+		case mirror.ActionCopied, mirror.ActionMounted, mirror.ActionExists:
+			if reg != "" {
 				blobs.add(reg, repo, e.Descriptor.Digest)
 			}
+		case mirror.ActionResumed:
+			status.Printf("Resumed %s of %s at byte %d of %d", e.Descriptor.Digest, it.src, e.Offset, e.Descriptor.Size)
 		}
 	}
 	rep, err := mirror.CopyImage(ctx, src, it.src.ref(), dst, []string{it.dst.ref()}, copts)
