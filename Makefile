@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli.Version=$(VERSION)
 PLUGINS  := gather build push verify mirror docs
 
-.PHONY: all build demo test test-go test-scripts deps vet fmt bench clean
+.PHONY: all build demo test test-go test-scripts deps vet fmt bench clean docs-cli verify
 
 all: build
 
@@ -42,6 +42,15 @@ test: deps vet
 
 vet:
 	$(GO) vet ./...
+
+## docs-cli: the command reference in docs/cli, generated from the commands
+docs-cli:
+	$(GO) run ./plugins/docs/kubectl-containerdisk-docs cli --dir docs/cli
+
+## verify: fails when the committed command reference is stale
+verify: docs-cli
+	git diff --exit-code docs/cli
+	test -z "$$(git status --porcelain docs/cli)"
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

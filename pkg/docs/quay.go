@@ -1,0 +1,172 @@
+package docs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+)
+
+// DefaultQuayAPI is the Quay instance Publish talks to unless told otherwise.
+const DefaultQuayAPI = "https://quay.io"
+
+// ErrUnauthorized is wrapped by Quay errors for a rejected token (HTTP 401
+// or 403).
+var ErrUnauthorized = errors.New("the token was rejected")
+
+// Quay sets repository descriptions through the Quay API.
+type Quay struct {
+	// APIURL is the Quay base URL, e.g. https://quay.io.
+	APIURL string
+	// Namespace is the organization or user, e.g. containerdisks.
+	Namespace string
+	// Token is the OAuth application token, sent as a bearer token. It is
+	// never part of an error.
+	Token string
+	// HTTP is the client; nil means http.DefaultClient.
+	HTTP *http.Client
+}
+
+// Action says what Publish did, or would do, with one repository.
+type Action string
+
+// The actions of a PublishResult.
+const (
+	Unchanged Action = "unchanged"
+	Updated   Action = "updated"
+	// WouldUpdate is Updated in a dry run.
+	WouldUpdate Action = "would update"
+	Failed      Action = "failed"
+)
+
+// PublishOptions tell Publish what to change.
+type PublishOptions struct {
+	// DryRun reads the current descriptions and changes nothing.
+	DryRun bool
+	// MakePublic also makes every repository public.
+	MakePublic bool
+}
+
+// PublishResult is the outcome for one repository.
+type PublishResult struct {
+	Repository string
+	Action     Action
+	// MadePublic is set when the visibility was changed.
+	MadePublic bool
+	Err        error
+}
+
+// Publish sets each page's repository description where it differs from
+// the page. A failing repository does not stop the others; every result is
+// returned, in the order of pages. The index page is skipped.
+func (q *Quay) Publish(ctx context.Context, pages []Page, opts PublishOptions) []PublishResult {
+	var results []PublishResult
+	for _, p := range pages {
+		if p.Name == "" {
+			continue
+		}
+		res := PublishResult{Repository: q.Namespace + "/" + p.Name}
+		res.Action, res.MadePublic, res.Err = q.publishOne(ctx, p, opts)
+		if res.Err != nil {
+			res.Action = Failed
+		}
+		results = append(results, res)
+	}
+	return results
+}
+
+func (q *Quay) publishOne(ctx context.Context, p Page, opts PublishOptions) (Action, bool, error) {
+	var repo struct {
+		Description string `json:"description"`
+	}
+	if err := q.do(ctx, http.MethodGet, p.Name, "", nil, &repo); err != nil {
+		return "", false, fmt.Errorf("reading the description: %w", err)
+	}
+	action := Unchanged
+	if repo.Description != string(p.Content) {
+		action = WouldUpdate
+		if !opts.DryRun {
+			body := map[string]string{"description": string(p.Content)}
+			if err := q.do(ctx, http.MethodPut, p.Name, "", body, nil); err != nil {
+				return "", false, fmt.Errorf("setting the description: %w", err)
+			}
+			action = Updated
+		}
+	}
+	if opts.MakePublic && !opts.DryRun {
+		body := map[string]string{"visibility": "public"}
+		if err := q.do(ctx, http.MethodPost, p.Name, "/changevisibility", body, nil); err != nil {
+			return action, false, fmt.Errorf("making it public: %w", err)
+		}
+		return action, true, nil
+	}
+	return action, false, nil
+}
+
+func (q *Quay) do(ctx context.Context, method, repo, suffix string, in, out any) error {
+	base := q.APIURL
+	if base == "" {
+		base = DefaultQuayAPI
+	}
+	u := strings.TrimSuffix(base, "/") + "/api/v1/repository/" + q.Namespace + "/" + repo + suffix
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return q.redact(err)
+	}
+	req.Header.Set("Accept", "application/json")
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if q.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+q.Token)
+	}
+	client := q.HTTP
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return q.redact(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	switch {
+	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("%s %s: %s: %w; check that the token file holds a Quay OAuth token with repository administration rights for %s",
+			method, u, resp.Status, ErrUnauthorized, q.Namespace)
+	case resp.StatusCode == http.StatusNotFound:
+		return fmt.Errorf("%s %s: %s: the repository does not exist; push the image first", method, u, resp.Status)
+	case resp.StatusCode/100 != 2:
+		msg := strings.TrimSpace(string(data))
+		if len(msg) > 200 {
+			msg = msg[:200] + "…"
+		}
+		return q.redact(fmt.Errorf("%s %s: %s: %s", method, u, resp.Status, msg))
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("%s %s: decoding the answer: %w", method, u, err)
+		}
+	}
+	return nil
+}
+
+// redact keeps the token out of an error that might quote what was sent.
+func (q *Quay) redact(err error) error {
+	if q.Token == "" || !strings.Contains(err.Error(), q.Token) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), q.Token, "[token]"))
+}

@@ -1,0 +1,135 @@
+package docs
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	pkgdocs "github.com/containerdisk/kubectl-containerdisk/pkg/docs"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
+)
+
+type publishOptions struct {
+	pageOptions
+	dir        string
+	tokenFile  string
+	apiURL     string
+	dryRun     bool
+	makePublic bool
+}
+
+func newPublishCommand(streams cli.Streams) *cobra.Command {
+	var opts publishOptions
+	cmd := &cobra.Command{
+		Use:   "publish --registry quay.io/NAMESPACE --token-file FILE [flags]",
+		Short: "Set the Quay repositories' descriptions to the generated pages",
+		Long: `Read each repository's description through the Quay API and set it to the
+page of its image where the two differ. The pages are read from --dir
+(NAME.md, as docs generate writes them) or, without --dir, generated from
+the catalog. By default nothing is changed (--dry-run=true): each line says
+what would be done. The token is sent as a bearer token and never printed.
+
+A repository that fails does not stop the others; all failures are listed
+at the end and the exit status is then 1.`,
+		Example: `  # What would change
+  kubectl containerdisk docs publish --registry quay.io/containerdisks --token-file quay.token
+
+  # Change it, from pages generated before, and make the repositories public
+  kubectl containerdisk docs publish --registry quay.io/containerdisks --token-file quay.token \
+    --dir site --dry-run=false --make-public`,
+		Args: cli.ExactArgs(0),
+		PreRunE: func(cmd *cobra.Command, args []string) error {
+			if opts.tokenFile == "" {
+				return cli.Usagef("--token-file is required: a file holding a Quay OAuth token, e.g. --token-file quay.token")
+			}
+			if !strings.HasPrefix(opts.apiURL, "https://") && !strings.HasPrefix(opts.apiURL, "http://") {
+				return cli.Usagef("--api-url %q: expected an http:// or https:// URL, e.g. --api-url %s", opts.apiURL, pkgdocs.DefaultQuayAPI)
+			}
+			if _, ns, ok := strings.Cut(opts.registry, "/"); !ok || ns == "" || strings.Contains(ns, "/") {
+				return cli.Usagef("--registry %q: expected quay.io/NAMESPACE, e.g. --registry quay.io/containerdisks", opts.registry)
+			}
+			return opts.parse(cmd)
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runPublish(cmd.Context(), streams, &opts)
+		},
+	}
+	fs := cmd.Flags()
+	opts.applyFlags(fs)
+	fs.StringVar(&opts.dir, "dir", "", "directory of the pages to publish; without it the pages are generated from the catalog")
+	fs.StringVar(&opts.tokenFile, "token-file", "", "file holding the Quay OAuth token (required)")
+	fs.StringVar(&opts.apiURL, "api-url", pkgdocs.DefaultQuayAPI, "Quay base URL the API is under")
+	fs.BoolVar(&opts.dryRun, "dry-run", true, "read the descriptions and change nothing; --dry-run=false to change them")
+	fs.BoolVar(&opts.makePublic, "make-public", false, "also make every repository public")
+	return cmd
+}
+
+func runPublish(ctx context.Context, streams cli.Streams, opts *publishOptions) error {
+	data, err := os.ReadFile(opts.tokenFile)
+	if err != nil {
+		return cli.Usagef("--token-file: %v", err)
+	}
+	token := strings.TrimSpace(string(data))
+	if token == "" {
+		return cli.Usagef("--token-file %s is empty: expected a Quay OAuth token", opts.tokenFile)
+	}
+	var pages []pkgdocs.Page
+	if opts.dir != "" {
+		pages, err = readPages(opts.dir)
+	} else {
+		pages, err = opts.pages(ctx, streams)
+	}
+	if err != nil {
+		return err
+	}
+	_, ns, _ := strings.Cut(opts.registry, "/")
+	q := &pkgdocs.Quay{APIURL: opts.apiURL, Namespace: ns, Token: token}
+	results := q.Publish(ctx, pages, pkgdocs.PublishOptions{DryRun: opts.dryRun, MakePublic: opts.makePublic})
+	var failed []string
+	for _, r := range results {
+		ref := opts.registry + "/" + strings.TrimPrefix(r.Repository, ns+"/")
+		if r.Err != nil {
+			failed = append(failed, ref+": "+r.Err.Error())
+			continue
+		}
+		line := string(r.Action) + " " + ref
+		if r.MadePublic {
+			line += " (public)"
+		}
+		fmt.Fprintln(streams.Out, line)
+	}
+	if len(failed) > 0 {
+		return &cli.PartialError{Failed: failed, Total: len(results)}
+	}
+	return nil
+}
+
+// readPages reads the NAME.md pages of dir, leaving out the index.
+func readPages(dir string) ([]pkgdocs.Page, error) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.md"))
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(paths)
+	var pages []pkgdocs.Page
+	for _, p := range paths {
+		file := filepath.Base(p)
+		if file == pkgdocs.IndexName {
+			continue
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("reading the pages: %w", err)
+		}
+		pages = append(pages, pkgdocs.Page{Name: strings.TrimSuffix(file, ".md"), File: file, Content: data})
+	}
+	if len(pages) == 0 {
+		return nil, cli.Usagef("--dir %s holds no NAME.md pages; write them with: kubectl containerdisk docs generate --dir %s", dir, dir)
+	}
+	return pages, nil
+}
