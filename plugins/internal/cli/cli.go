@@ -117,13 +117,15 @@ func DisplayName(argv0 string) string {
 	return base
 }
 
-// Prepare sets what every command shares: the display name, silence about
-// errors (Main prints them once) and usage errors for bad flags.
+// Prepare sets what every command shares: the display name, --version,
+// silence about errors (Main prints them once) and usage errors for bad
+// flags.
 func Prepare(cmd *cobra.Command, name string, streams Streams) {
 	if cmd.Annotations == nil {
 		cmd.Annotations = map[string]string{}
 	}
 	cmd.Annotations[cobra.CommandDisplayNameAnnotation] = name
+	addVersion(cmd, name)
 	cmd.SilenceErrors = true
 	cmd.SilenceUsage = true
 	cmd.SetIn(streams.In)
