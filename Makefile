@@ -3,10 +3,11 @@
 GO       ?= go
 BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS  := -s -w -X github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli.Version=$(VERSION)
+COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -s -w -X github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli.Version=$(VERSION) -X github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli.Commit=$(COMMIT)
 PLUGINS  := gather build push verify mirror docs
 
-.PHONY: all build demo test test-go test-scripts deps vet fmt bench clean docs-cli verify
+.PHONY: all build demo test test-go test-scripts deps vet fmt bench clean docs-cli verify release krew
 
 all: build
 
@@ -46,6 +47,16 @@ vet:
 ## docs-cli: the command reference in docs/cli, generated from the commands
 docs-cli:
 	$(GO) run ./plugins/docs/kubectl-containerdisk-docs cli --dir docs/cli
+
+## release: archives of the seven binaries per platform and the krew
+## manifest, in dist/VERSION (VERSION=vX.Y.Z)
+release:
+	./hack/release.sh $(VERSION)
+
+## krew: validate the release's krew manifest with krew's own validator and
+## install it offline with the real krew and kubectl
+krew:
+	./hack/krew.sh dist/$(VERSION)
 
 ## verify: fails when the committed command reference is stale
 verify: docs-cli

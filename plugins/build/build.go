@@ -126,6 +126,8 @@ A failing entry is reported and the others are still built.`,
 	opts.Remote.ApplyFlags(fs)
 	opts.Output.ApplyFlags(fs)
 	opts.Catalog.ApplyFlags(fs)
+	cmd.RegisterFlagCompletionFunc("focus", option.CompleteFocus)   //nolint:errcheck // the flag exists
+	cmd.RegisterFlagCompletionFunc("output", option.CompleteOutput) //nolint:errcheck // the flag exists
 	return cmd
 }
 

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
 )
 
@@ -52,9 +54,19 @@ func Run(streams cli.Streams, args []string, lookPath func(string) (string, erro
 		usage(streams.Out)
 		return cli.ExitOK
 	}
+	self, _ := os.Executable()
 	switch args[0] {
 	case "version", "--version":
-		fmt.Fprintf(streams.Out, "%s %s\n", Prefix, cli.Version)
+		fmt.Fprint(streams.Out, cli.VersionText("kubectl containerdisk"))
+		return cli.ExitOK
+	case "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
+		find := func(name string) (string, error) { return Find(name, self, lookPath) }
+		root := newRoot(streams, find)
+		root.SetArgs(args)
+		if err := root.Execute(); err != nil {
+			fmt.Fprintf(streams.ErrOut, "Error: %s\n", cli.Explain(err))
+			return cli.ExitCode(err)
+		}
 		return cli.ExitOK
 	case "help":
 		args = append([]string{args[1], "--help"}, args[2:]...)
@@ -68,7 +80,6 @@ func Run(streams cli.Streams, args []string, lookPath func(string) (string, erro
 	if in := lookup(name).In; in != "" {
 		name, rest = in, append([]string{name}, rest...)
 	}
-	self, _ := os.Executable()
 	path, err := Find(name, self, lookPath)
 	if err != nil {
 		fmt.Fprintf(streams.ErrOut, "Error: %v\n", err)
@@ -152,6 +163,7 @@ func usage(w io.Writer) {
 	for _, s := range Subcommands {
 		fmt.Fprintf(w, "  %-8s %s\n", s.Name, s.Short)
 	}
-	fmt.Fprintf(w, "  %-8s %s\n", "version", "Print the version")
+	fmt.Fprintf(w, "  %-10s %s\n", "version", "Print the version, commit, Go version and platform")
+	fmt.Fprintf(w, "  %-10s %s\n", "completion", "Print a shell completion script (bash, zsh, fish) or kubectl's completion helper")
 	fmt.Fprintf(w, "\nRun 'kubectl containerdisk COMMAND --help' for a command's flags.\n")
 }

@@ -69,6 +69,10 @@ Exit status: 0 all found, 1 some releases or upstreams failed, 2 usage error.`,
 	opts.Catalog.ApplyFlags(fs)
 	fs.StringVarP(&opts.output, "output", "o", "json", "output format: json (JSON lines for build) or table")
 	fs.BoolVarP(&opts.quiet, "quiet", "q", false, "print no status on stderr")
+	cmd.RegisterFlagCompletionFunc("focus", option.CompleteFocus)                                                                    //nolint:errcheck // the flag exists
+	cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) { //nolint:errcheck // the flag exists
+		return []cobra.Completion{"json", "table"}, cobra.ShellCompDirectiveNoFileComp
+	})
 	return cmd
 }
 

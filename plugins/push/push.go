@@ -152,6 +152,8 @@ Exit status: 0 all pushed, 1 some failed, 2 usage or input error, 130 interrupte
 	opts.Remote.ApplyFlags(fs)
 	opts.Output.ApplyFlags(fs)
 	opts.Catalog.ApplyFlags(fs)
+	cmd.RegisterFlagCompletionFunc("focus", option.CompleteFocus)   //nolint:errcheck // the flag exists
+	cmd.RegisterFlagCompletionFunc("output", option.CompleteOutput) //nolint:errcheck // the flag exists
 	return cmd
 }
 

@@ -87,6 +87,17 @@ func (o *Catalog) Parse(*cobra.Command) error {
 	return nil
 }
 
+// CompleteFocus completes --focus with the built-in catalog's distributions,
+// as NAME:* globs, after any entries already given comma-separated.
+func CompleteFocus(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	done := toComplete[:strings.LastIndex(toComplete, ",")+1]
+	var comps []cobra.Completion
+	for _, name := range artifacts.Catalog(nil).Names() {
+		comps = append(comps, done+name+":*")
+	}
+	return comps, cobra.ShellCompDirectiveNoFileComp
+}
+
 // Selection returns what --focus and --shard select.
 func (o *Catalog) Selection() catalog.Selection { return o.sel }
 

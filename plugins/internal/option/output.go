@@ -39,6 +39,11 @@ func (o *Output) Parse(*cobra.Command) error {
 	return cli.Usagef("unknown output format %q: expected text or json", o.Format)
 }
 
+// CompleteOutput completes -o with the formats Parse accepts.
+func CompleteOutput(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	return []cobra.Completion{OutputText, OutputJSON}, cobra.ShellCompDirectiveNoFileComp
+}
+
 // JSON reports whether JSON lines were asked for.
 func (o *Output) JSON() bool { return o.Format == OutputJSON }
 
