@@ -34,7 +34,7 @@ demo: deps build
 ## verify --local and the test kube-apiserver are built once and cached by
 ## version (hack/bootdisk.sh, hack/kube-apiserver.sh; the apiserver's first
 ## build takes minutes).
-test: deps vet
+test: deps vet verify
 	CONTAINERDISK_BOOTDISK=$$(./hack/bootdisk.sh amd64) && \
 	CONTAINERDISK_BOOTDISK_ARM64=$$(./hack/bootdisk.sh arm64) && \
 	KUBEBUILDER_ASSETS=$$(./hack/kube-apiserver.sh) && \
