@@ -382,10 +382,12 @@ func (u Unit) SourceRepository(repository string) string {
 // DestinationName returns the name an image of the unit gets below the
 // target, as skopeo sync names it: the repository's last element
 // ("containerdisks/fedora" gives "fedora"), or with Scoped the full source
-// path ("quay.io/containerdisks/fedora").
+// path ("quay.io/containerdisks/fedora"). A repository name cannot hold a
+// colon, so the port of a scoped source host becomes "_PORT"
+// ("localhost:5000/app" gives "localhost_5000/app").
 func (u Unit) DestinationName(repository string) string {
 	if u.Scoped {
-		return u.SourceRepository(repository)
+		return strings.ReplaceAll(u.SourceRepository(repository), ":", "_")
 	}
 	return repository[strings.LastIndexByte(repository, '/')+1:]
 }

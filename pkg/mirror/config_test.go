@@ -309,6 +309,10 @@ func TestUnitNames(t *testing.T) {
 	if got := u.DestinationName("team/fedora"); got != "quay.io/containerdisks/team/fedora" {
 		t.Errorf("scoped DestinationName = %q, want the full source path", got)
 	}
+	u.Source = "localhost:5000"
+	if got := u.DestinationName("app"); got != "localhost_5000/app" {
+		t.Errorf("scoped DestinationName with a port = %q, want localhost_5000/app", got)
+	}
 }
 
 func FuzzParseConfig(f *testing.F) {

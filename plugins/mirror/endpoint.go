@@ -33,11 +33,14 @@ const archivePrefix = "oci-archive:"
 // NAME:TAG, the form skopeo's oci: and oci-archive: transports and
 // containerd's import read.
 type endpoint struct {
-	repo    target.Reference // registry
-	dir     string           // layout directory
-	archive string           // archive file, for an archived layout
-	name    string           // repository name inside a layout
-	tag     string
+	repo target.Reference // registry
+	// insecure skips TLS verification of this registry (a source with
+	// tls-verify: false).
+	insecure bool
+	dir      string // layout directory
+	archive  string // archive file, for an archived layout
+	name     string // repository name inside a layout
+	tag      string
 }
 
 func (e endpoint) isLayout() bool { return e.dir != "" || e.archive != "" }
@@ -81,24 +84,23 @@ func parseEndpoint(base, name string) (endpoint, error) {
 }
 
 func sourceEndpoint(u mirror.Unit, spec mirror.ImageSpec) (endpoint, error) {
-	return parseEndpoint(u.Source, spec.Repository)
+	e, err := parseEndpoint(u.Source, spec.Repository)
+	e.insecure = u.TLSVerify != nil && !*u.TLSVerify
+	return e, err
 }
 
 // targetEndpoint names the image at the target: its repository path below
 // the target, its last element for skopeo files, or with --scoped its full
 // source path.
-//
-// A repository name cannot hold a colon, so the port of a scoped source
-// host becomes "_PORT" (127.0.0.1:5000/app gives 127.0.0.1_5000/app).
 func targetEndpoint(u mirror.Unit, spec mirror.ImageSpec) (endpoint, error) {
-	return parseEndpoint(u.Target, strings.ReplaceAll(u.DestinationName(spec.Repository), ":", "_"))
+	return parseEndpoint(u.Target, u.DestinationName(spec.Repository))
 }
 
 // listTags lists a source repository's tags: the registry's tag list, or
 // the NAME:TAG references of a layout.
 func (e endpoint) listTags(ctx context.Context, t *targets) ([]string, error) {
 	if !e.isLayout() {
-		repo, err := target.OpenRepository(e.repo, t.remote)
+		repo, err := target.OpenRepository(e.repo, t.remoteFor(e))
 		if err != nil {
 			return nil, err
 		}
@@ -181,13 +183,22 @@ func newTargets(remote target.RemoteOptions) *targets {
 	return &targets{remote: remote, stores: map[string]oras.Target{}, archives: map[string]*mirror.Archive{}, written: map[string]string{}}
 }
 
+// remoteFor returns the registry options of an endpoint.
+func (t *targets) remoteFor(e endpoint) target.RemoteOptions {
+	r := t.remote
+	if e.insecure {
+		r.Insecure = true
+	}
+	return r
+}
+
 // open returns the oras target of an endpoint. An archive to write is
 // staged in the layout directory ARCHIVE.layout beside it, kept between
 // runs, so that the next export adds only the blobs that are missing; an
 // archive to read is read in place.
 func (t *targets) open(ctx context.Context, e endpoint, write bool) (oras.Target, error) {
 	if !e.isLayout() {
-		return target.OpenRepository(e.repo, t.remote)
+		return target.OpenRepository(e.repo, t.remoteFor(e))
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()

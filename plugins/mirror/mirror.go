@@ -181,9 +181,6 @@ func runMirror(ctx context.Context, streams cli.Streams, opts *mirrorOptions) er
 func syncOnce(ctx context.Context, stopping <-chan struct{}, streams cli.Streams, opts *mirrorOptions, cfg *mirror.Config, status *option.Status) error {
 	start := time.Now()
 	remote := opts.Remote.Options()
-	if u := cfg.Units; len(u) > 0 && u[0].TLSVerify != nil && !*u[0].TLSVerify {
-		remote.Insecure = true
-	}
 	remote.Retries = opts.retries
 	remote.MaxConcurrency = opts.maxConcurrency
 	remote.Log = status.Printf
@@ -196,6 +193,7 @@ func syncOnce(ctx context.Context, stopping <-chan struct{}, streams cli.Streams
 		items = append(items, planned...)
 		failed = append(failed, errs...)
 	}
+	total := len(items) + len(failed)
 	// Blobs this run put in, or found in, a repository of a target
 	// registry are mounted from there rather than uploaded again.
 	blobs := newBlobIndex()
@@ -211,6 +209,7 @@ func syncOnce(ctx context.Context, stopping <-chan struct{}, streams cli.Streams
 	})
 	if err := t.close(ctx, status); err != nil {
 		failed = append(failed, err.Error())
+		total++
 	}
 	enc := pipeline.NewEncoder(streams.Out)
 	var copied, upToDate int
@@ -243,19 +242,9 @@ func syncOnce(ctx context.Context, stopping <-chan struct{}, streams cli.Streams
 		return err
 	}
 	if len(failed) > 0 {
-		return &cli.PartialError{Failed: failed, Total: len(items) + len(failed) - countStarted(results)}
+		return &cli.PartialError{Failed: failed, Total: total}
 	}
 	return nil
-}
-
-func countStarted(rs []pipeline.Record) int {
-	n := 0
-	for _, r := range rs {
-		if r.Error != "" {
-			n++
-		}
-	}
-	return n
 }
 
 func printItem(streams cli.Streams, opts *mirrorOptions, r pipeline.Record) {
