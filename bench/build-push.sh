@@ -41,6 +41,8 @@ root=$PWD
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "Error: $*"; exit 2; }
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 
 # --- Tools ------------------------------------------------------------------
 # GNU time gives wall time, CPU time and peak RSS of a child process.
@@ -179,20 +181,7 @@ run() {
 	rm -rf "$work/tmp"
 }
 
-# Other processes competing for the 2 cores make wall times meaningless:
-# measure how busy the CPUs are for a second and say so up front rather
-# than publish skewed figures silently.
-cpu_busy() {
-	local a b
-	a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat); sleep 1
-	b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
-	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); u = y[1] - x[1]; i = y[2] - x[2]; printf "%.0f", 100 * u / (u + i) }'
-}
-busy=$(cpu_busy)
-if [ "$busy" -gt 10 ]; then
-	log "Warning: the CPUs are ${busy}% busy before the benchmark; other processes compete with it:"
-	top -b -n 1 -o %CPU | sed -n '7,11p' | cut -c1-100 >&2
-fi
+warn_if_busy
 
 log "== Running ${#contenders[@]} contenders, $REPS repetitions each (a fresh registry per run)"
 for rep in $(seq "$REPS"); do

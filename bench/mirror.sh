@@ -54,6 +54,8 @@ root=$PWD
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "Error: $*"; exit 2; }
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
 
 awk -v g="$GIB" 'BEGIN { exit !(g > 0) }' || die "MIRROR_BENCH_GIB=$GIB: expected a positive number of GiB such as 2 or 0.25"
 
@@ -268,20 +270,7 @@ run() {
 		"no-op $(tail -"$NOOP_RUNS" "$res.noop" | awk '{ s = s sep sprintf("%.3f", $1); sep = " " } END { print s }') s"
 }
 
-# Other processes competing for the CPUs make wall times meaningless:
-# measure how busy the CPUs are for a second and say so up front rather
-# than publish skewed figures silently.
-cpu_busy() {
-	local a b
-	a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat); sleep 1
-	b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)
-	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); u = y[1] - x[1]; i = y[2] - x[2]; printf "%.0f", 100 * u / (u + i) }'
-}
-busy=$(cpu_busy)
-if [ "$busy" -gt 10 ]; then
-	log "Warning: the CPUs are ${busy}% busy before the benchmark; other processes compete with it:"
-	top -b -n 1 -o %CPU | sed -n '7,11p' | cut -c1-100 >&2
-fi
+warn_if_busy
 
 log "== Running ${#contenders[@]} contenders, $REPS cold and $((REPS * NOOP_RUNS)) no-op syncs each (a fresh target per cold sync)"
 for rep in $(seq "$REPS"); do
