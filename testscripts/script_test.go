@@ -115,25 +115,13 @@ func debianRegistry(ts *testscript.TestScript, neg bool, args []string) {
 	ts.Check(os.MkdirAll(dir, 0o755))
 	cfg := filepath.Join(dir, "config.yml")
 	ts.Check(os.WriteFile(cfg, []byte("version: 0.1\nlog: {level: error}\nstorage: {filesystem: {rootdirectory: "+filepath.Join(dir, "data")+"}, delete: {enabled: true}}\nhttp: {addr: "+addr+"}\n"), 0o644))
-	cmd := exec.Command(bin, "serve", cfg)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	ts.Check(cmd.Start())
-	ts.Defer(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	for i := 0; ; i++ {
+	startDaemon(ts, "docker-registry on "+addr, exec.Command(bin, "serve", cfg), func() bool {
 		resp, err := http.Get("http://" + addr + "/v2/")
 		if err == nil {
 			resp.Body.Close()
-			break
 		}
-		if i == 100 {
-			ts.Fatalf("docker-registry did not start on %s: %v\n%s", addr, err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil
+	}, nil)
 	ts.Setenv("DEBIAN_REGISTRY", addr)
 }
 
@@ -157,25 +145,32 @@ func containerd(ts *testscript.TestScript, neg bool, args []string) {
 	sock := filepath.Join(dir, "c.sock")
 	cfg := filepath.Join(dir, "config.toml")
 	ts.Check(os.WriteFile(cfg, []byte(fmt.Sprintf("version = 2\nroot = %q\nstate = %q\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = %q\n", filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock)), 0o644))
-	cmd := exec.Command(bin, "--config", cfg)
+	startDaemon(ts, "containerd", exec.Command(bin, "--config", cfg), func() bool {
+		_, err := os.Stat(sock)
+		return err == nil
+	}, func() { os.RemoveAll(dir) })
+	ts.Setenv("CONTAINERD_ADDRESS", sock)
+}
+
+// startDaemon starts cmd for the rest of the script, waits up to 5 s until
+// ready says it serves, and at the script's end kills it and runs cleanup.
+func startDaemon(ts *testscript.TestScript, what string, cmd *exec.Cmd, ready func() bool, cleanup func()) {
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	ts.Check(cmd.Start())
 	ts.Defer(func() {
 		cmd.Process.Kill()
 		cmd.Wait()
-		os.RemoveAll(dir)
-	})
-	for i := 0; ; i++ {
-		if _, err := os.Stat(sock); err == nil {
-			break
+		if cleanup != nil {
+			cleanup()
 		}
+	})
+	for i := 0; !ready(); i++ {
 		if i == 100 {
-			ts.Fatalf("containerd did not start: %s", logs.String())
+			ts.Fatalf("%s did not start:\n%s", what, logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	ts.Setenv("CONTAINERD_ADDRESS", sock)
 }
 
 // faultProxy starts a proxy on loopback in front of a registry that
