@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -106,10 +105,6 @@ type PlatformInfo struct {
 	// Size is the manifest's size plus its config's and its layers'.
 	Size int64 `json:"size"`
 }
-
-// maxInspectManifest is the largest manifest, index or config Inspect
-// fetches: oras-go's default limit for manifests.
-const maxInspectManifest = 4 << 20
 
 // Inspect resolves ref in src and describes what it points to, fetching
 // the manifests and the image configs but no layer.
@@ -231,15 +226,5 @@ func (in *inspector) size(ctx context.Context, desc ocispec.Descriptor, seen map
 
 // fetchJSON fetches desc, verified, and decodes it into v.
 func (in *inspector) fetchJSON(ctx context.Context, desc ocispec.Descriptor, v any) error {
-	if desc.Size > maxInspectManifest {
-		return fmt.Errorf("%s %s is %d bytes, more than the %d bytes allowed", desc.MediaType, desc.Digest, desc.Size, maxInspectManifest)
-	}
-	b, err := content.FetchAll(ctx, in.src, desc)
-	if err != nil {
-		return fmt.Errorf("fetching %s %s: %w", desc.MediaType, desc.Digest, err)
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decoding %s %s: %w", desc.MediaType, desc.Digest, err)
-	}
-	return nil
+	return containerdisk.FetchManifestJSON(ctx, in.src, desc, v)
 }

@@ -217,12 +217,12 @@ func ReadPublished(ctx context.Context, target oras.ReadOnlyTarget, tag string) 
 		go func() {
 			defer wg.Done()
 			var man ocispec.Manifest
-			if err := fetchJSON(ctx, target, m, &man); err != nil {
+			if err := containerdisk.FetchManifestJSON(ctx, target, m, &man); err != nil {
 				errs[i] = err
 				return
 			}
 			var cfg ocispec.Image
-			if err := fetchJSON(ctx, target, man.Config, &cfg); err != nil {
+			if err := containerdisk.FetchManifestJSON(ctx, target, man.Config, &cfg); err != nil {
 				errs[i] = err
 				return
 			}
@@ -249,7 +249,7 @@ func fetchRoot(ctx context.Context, target oras.ReadOnlyTarget, tag string) (oci
 			return desc, nil, err
 		}
 		defer rc.Close()
-		if desc.Size > maxManifest {
+		if desc.Size > containerdisk.MaxManifestSize {
 			return desc, nil, fmt.Errorf("%s: %d bytes: too large for a manifest", desc.Digest, desc.Size)
 		}
 		data, err := content.ReadAll(rc, desc)
@@ -259,7 +259,7 @@ func fetchRoot(ctx context.Context, target oras.ReadOnlyTarget, tag string) (oci
 	if err != nil {
 		return desc, nil, err
 	}
-	if desc.Size > maxManifest {
+	if desc.Size > containerdisk.MaxManifestSize {
 		return desc, nil, fmt.Errorf("%s: %d bytes: too large for a manifest", desc.Digest, desc.Size)
 	}
 	data, err := content.FetchAll(ctx, target, desc)
@@ -298,22 +298,6 @@ func recordedChecksum(labels map[string]string) containerdisk.Checksum {
 		return containerdisk.Checksum{Algorithm: algo, Hex: strings.ToLower(s)}
 	}
 	return containerdisk.Checksum{}
-}
-
-const maxManifest = 4 << 20
-
-func fetchJSON(ctx context.Context, f content.Fetcher, desc ocispec.Descriptor, v any) error {
-	if desc.Size > maxManifest {
-		return fmt.Errorf("%s: %d bytes: too large for a manifest or config", desc.Digest, desc.Size)
-	}
-	data, err := content.FetchAll(ctx, f, desc)
-	if err != nil {
-		return fmt.Errorf("fetching %s: %w", desc.Digest, err)
-	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return fmt.Errorf("decoding %s: %w", desc.Digest, err)
-	}
-	return nil
 }
 
 // UpToDate reports whether the published image has exactly the group's

@@ -21,10 +21,6 @@ import (
 	"oras.land/oras-go/v2/content"
 )
 
-// maxManifestSize bounds the indexes, manifests and configs read into
-// memory, as oras-go does for manifests.
-const maxManifestSize = 4 << 20
-
 // sparseBlock is the granularity at which runs of zeros in a disk become
 // holes in the extracted file: raw disks are mostly zeros.
 const sparseBlock = 4096
@@ -74,7 +70,7 @@ func ExtractDisk(ctx context.Context, src content.Fetcher, root ocispec.Descript
 
 // resolveManifest returns the manifest of arch under root.
 func resolveManifest(ctx context.Context, src content.Fetcher, root ocispec.Descriptor, arch string) (ocispec.Manifest, error) {
-	b, err := fetchSmall(ctx, src, root)
+	b, err := containerdisk.FetchManifest(ctx, src, root)
 	if err != nil {
 		return ocispec.Manifest{}, err
 	}
@@ -87,7 +83,7 @@ func resolveManifest(ctx context.Context, src content.Fetcher, root ocispec.Desc
 		if err != nil {
 			return ocispec.Manifest{}, err
 		}
-		if b, err = fetchSmall(ctx, src, desc); err != nil {
+		if b, err = containerdisk.FetchManifest(ctx, src, desc); err != nil {
 			return ocispec.Manifest{}, err
 		}
 		root = desc
@@ -105,7 +101,7 @@ func resolveManifest(ctx context.Context, src content.Fetcher, root ocispec.Desc
 	if arch != "" && root.Platform == nil {
 		// A manifest met without an index says its architecture in its
 		// config only.
-		cb, err := fetchSmall(ctx, src, m.Config)
+		cb, err := containerdisk.FetchManifest(ctx, src, m.Config)
 		if err != nil {
 			return ocispec.Manifest{}, err
 		}
@@ -160,18 +156,6 @@ func pickManifest(idx ocispec.Index, arch string) (ocispec.Descriptor, error) {
 		return ocispec.Descriptor{}, &ArchNotFoundError{Arch: arch, Available: available}
 	}
 	return match[0], nil
-}
-
-// fetchSmall reads a manifest, index or config, checking size and digest.
-func fetchSmall(ctx context.Context, src content.Fetcher, desc ocispec.Descriptor) ([]byte, error) {
-	if desc.Size > maxManifestSize {
-		return nil, fmt.Errorf("%s is %d bytes: expected a manifest, index or config of at most %d", desc.Digest, desc.Size, maxManifestSize)
-	}
-	b, err := content.FetchAll(ctx, src, desc)
-	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", desc.Digest, err)
-	}
-	return b, nil
 }
 
 // extractLayer streams the layer and writes its one disk file to dir.

@@ -8,12 +8,14 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2/content"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 )
 
 // Platforms returns the linux architectures an image has: those of its
 // index's manifests, or its single config's.
 func Platforms(ctx context.Context, src content.Fetcher, root ocispec.Descriptor) ([]string, error) {
-	b, err := fetchSmall(ctx, src, root)
+	b, err := containerdisk.FetchManifest(ctx, src, root)
 	if err != nil {
 		return nil, err
 	}
@@ -41,7 +43,7 @@ func Platforms(ctx context.Context, src content.Fetcher, root ocispec.Descriptor
 	if err := json.Unmarshal(b, &m); err != nil || m.Config.Digest == "" {
 		return nil, fmt.Errorf("%s is a %q, not an image manifest or index", root.Digest, root.MediaType)
 	}
-	cb, err := fetchSmall(ctx, src, m.Config)
+	cb, err := containerdisk.FetchManifest(ctx, src, m.Config)
 	if err != nil {
 		return nil, err
 	}
