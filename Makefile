@@ -7,7 +7,7 @@ COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli.Version=$(VERSION) -X github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli.Commit=$(COMMIT)
 PLUGINS  := gather build push verify mirror docs
 
-.PHONY: all build demo test test-go test-scripts deps vet fmt bench clean docs-cli verify release krew
+.PHONY: all build demo test test-go release-test deps vet fmt bench clean docs-cli verify release krew
 
 all: build
 
@@ -30,16 +30,24 @@ deps:
 demo: deps build
 	@./hack/demo.sh
 
-## test: every test, the testscripts included. The small bootable disk of
-## verify --local and the test kube-apiserver are built once and cached by
-## version (hack/bootdisk.sh, hack/kube-apiserver.sh; the apiserver's first
-## build takes minutes).
-test: deps vet verify
+## test: every test, the testscripts included, then the release test. The
+## small bootable disk of verify --local, the test kube-apiserver and krew are
+## built once and cached by version (hack/bootdisk.sh, hack/kube-apiserver.sh,
+## hack/krew.sh; the first builds take minutes).
+test: deps vet verify test-go release-test
+
+test-go:
 	CONTAINERDISK_BOOTDISK=$$(./hack/bootdisk.sh amd64) && \
 	CONTAINERDISK_BOOTDISK_ARM64=$$(./hack/bootdisk.sh arm64) && \
 	KUBEBUILDER_ASSETS=$$(./hack/kube-apiserver.sh) && \
 	export CONTAINERDISK_BOOTDISK CONTAINERDISK_BOOTDISK_ARM64 KUBEBUILDER_ASSETS && \
 	$(GO) test ./...
+
+## release-test: the release archives are byte-identical when built twice,
+## hold the seven binaries and LICENSE, stripped and path-free, and the krew
+## manifest passes krew's validator and installs offline (hack/release-test.sh)
+release-test: deps
+	./hack/release-test.sh
 
 vet:
 	$(GO) vet ./...

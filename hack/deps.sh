@@ -11,6 +11,8 @@
 #   etcd-server          backs the test kube-apiserver (hack/kube-apiserver.sh)
 #   docker-registry      a registry built apart from this project, for mirror tests
 #   containerd           imports the archives mirror writes (ctr images import)
+#   python3              serves the release archives on loopback (hack/krew.sh)
+#   zip, unzip           the windows release archive (hack/release.sh) and its check
 set -euo pipefail
 missing=()
 need() { # need PACKAGE FILE-OR-COMMAND
@@ -33,6 +35,9 @@ need grub-common grub-mkimage
 need etcd-server etcd
 need docker-registry docker-registry
 need containerd ctr
+need python3 python3
+need zip zip
+need unzip unzip
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "Missing: ${missing[*]}; install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2

@@ -85,8 +85,7 @@ export PATH=$KREW_ROOT/bin:$work/path:/usr/bin:/bin
 start=$SECONDS
 echo "validate-krew-manifest (downloads each platform's archive from 127.0.0.1:$port)" >&2
 # Go on to the install when it fails, so that both are reported; the
-# script fails at the end. (While the repository has no LICENSE, it fails:
-# krew-index requires a license file in every archive.)
+# script fails at the end.
 valid=ok
 if "$cache/validate-krew-manifest" -manifest "$manifest" >&2; then
 	echo "validated in $((SECONDS - start)) s" >&2
@@ -94,6 +93,20 @@ else
 	valid=failed
 	echo "validate-krew-manifest FAILED after $((SECONDS - start)) s" >&2
 fi
+
+# The validator must refuse what krew would refuse: an archive whose sha256
+# is not the manifest's. (The file is named after the plugin, as the
+# validator requires.)
+mkdir "$work/bad"
+bad=$work/bad/containerdisk.yaml
+awk '!done && /^    sha256: "/ { sub(/"[0-9a-f]+"/, "\"" sprintf("%064d", 0) "\""); done = 1 } { print }' "$manifest" >"$bad"
+if "$cache/validate-krew-manifest" -manifest "$bad" >"$work/bad.log" 2>&1; then
+	echo "validate-krew-manifest accepted a manifest with a wrong sha256:" >&2
+	cat "$work/bad.log" >&2
+	exit 1
+fi
+grep -q 'checksum does not match' "$work/bad.log" || { echo "validate-krew-manifest refused a wrong sha256 without saying so:" >&2; cat "$work/bad.log" >&2; exit 1; }
+echo "a wrong sha256 is refused: $(grep -o -m1 'checksum does not match, want: 0*' "$work/bad.log")" >&2
 
 archive=$(ls "$dist"/kubectl-containerdisk_*_"${os}_${arch}".* | grep -v '\.sha256$')
 start=$SECONDS

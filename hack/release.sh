@@ -55,11 +55,9 @@ mains=(./cmd/kubectl-containerdisk)
 for p in gather build push verify mirror docs; do
 	mains+=("./plugins/$p/kubectl-containerdisk-$p")
 done
-license=
-if [ -f LICENSE ]; then
-	license=LICENSE
-else
-	echo "warning: the repository has no LICENSE: the archives and the manifest go without one (krew-index requires one)" >&2
+if [ ! -f LICENSE ]; then
+	echo "$repo has no LICENSE: every archive carries it (krew-index requires one); restore it with git checkout LICENSE" >&2
+	exit 2
 fi
 
 mkdir -p "$out"
@@ -67,12 +65,7 @@ out=$(cd "$out" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 manifest=$work/containerdisk.yaml
-if [ -n "$license" ]; then
-	sed 's/ #license$//' krew/containerdisk.yaml >"$manifest"
-else
-	grep -v ' #license$' krew/containerdisk.yaml >"$manifest"
-fi
-sed -i "s|@VERSION@|$version|" "$manifest"
+sed "s|@VERSION@|$version|" krew/containerdisk.yaml >"$manifest"
 
 start=$SECONDS
 for platform in $platforms; do
@@ -81,7 +74,10 @@ for platform in $platforms; do
 	mkdir -p "$stage"
 	# One go build for the seven: it builds them in parallel.
 	GOOS=$os GOARCH=$arch CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$stage/" "${mains[@]}"
-	[ -z "$license" ] || cp "$license" "$stage/"
+	cp LICENSE "$stage/"
+	# Modes and times are set, not inherited from the umask and the clock.
+	chmod 0644 "$stage/LICENSE"
+	find "$stage" -type f -name 'kubectl-containerdisk*' -exec chmod 0755 {} +
 	(cd "$stage" && find . -type f -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +)
 	name=kubectl-containerdisk_${version}_${os}_${arch}
 	if [ "$os" = windows ]; then
@@ -92,7 +88,7 @@ for platform in $platforms; do
 		archive=$name.tar.gz
 		(cd "$stage" && find . -type f -printf '%P\n' | LC_ALL=C sort |
 			tar --no-recursion --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
-				--mode='u+rw,go+r,go-w' --format=gnu -cf - -T - | gzip -n -9 >"$out/$archive")
+				--format=gnu -cf - -T - | gzip -n -9 >"$out/$archive")
 	fi
 	sum=$(sha256sum "$out/$archive" | cut -d' ' -f1)
 	echo "$sum  $archive" >"$out/$archive.sha256"

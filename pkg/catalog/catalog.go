@@ -111,6 +111,9 @@ type Metadata struct {
 	// GuestAgent says the image runs qemu-guest-agent, so that verify
 	// checks that it answers.
 	GuestAgent bool `json:"guestAgent,omitempty" yaml:"guestAgent"`
+	// NoDocs leaves the image out of the generated documentation (a
+	// catalog file's docs: false).
+	NoDocs bool `json:"noDocs,omitempty" yaml:"-"`
 }
 
 // DefaultUserData is the example user-data of images whose distribution

@@ -34,6 +34,7 @@ import (
 //	  checksum: {file: "{{.Base}}/{{.Version}}/SHA256SUMS"}
 //	  tags: ["{{.Version}}-cirros"]
 //	  metadata: {description: CirrOS, defaultUser: cirros}
+//	  docs: true    # false leaves it out of the generated documentation
 type File struct {
 	Policies map[string]catalog.Policy `yaml:"policies"`
 	Entries  []FileEntry               `yaml:"entries"`
@@ -63,6 +64,9 @@ type FileEntry struct {
 	// Stable defaults to true.
 	Stable   *bool            `yaml:"stable"`
 	Metadata catalog.Metadata `yaml:"metadata"`
+	// Docs defaults to true; false leaves the entry out of docs generate
+	// and docs publish.
+	Docs *bool `yaml:"docs"`
 
 	line int
 }
@@ -311,6 +315,7 @@ func (d *fileDistro) release(ctx context.Context, env catalog.Env, version, arch
 	e := d.entry
 	stable := e.Stable == nil || *e.Stable
 	r := catalog.Release{Name: e.Name, Version: version, Arch: arch, Stable: stable, Metadata: e.Metadata}
+	r.Metadata.NoDocs = e.Docs != nil && !*e.Docs
 	if r.Metadata.Instancetype == "" {
 		r.Metadata.Instancetype = "u1.medium"
 	}

@@ -48,6 +48,7 @@ entries:
   checksum: {file: "{{.URL}}.sha256"}
   compression: none
   stable: false
+  docs: false
 `
 	f, err := ParseFile("my.yaml", []byte(data))
 	if err != nil {
@@ -76,6 +77,9 @@ entries:
 	}
 	if arm.Compression != "xz" {
 		t.Errorf("arm64 compression = %q, want xz from the extension", arm.Compression)
+	}
+	if amd.Metadata.NoDocs || !single.Metadata.NoDocs {
+		t.Errorf("NoDocs = %v for cirros (no docs key), %v for single (docs: false); want false, true", amd.Metadata.NoDocs, single.Metadata.NoDocs)
 	}
 	if single.Err != nil || single.Checksum.Hex[0] != '5' || single.Stable || single.Latest {
 		t.Errorf("single = %+v, err %v", single, single.Err)

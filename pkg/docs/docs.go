@@ -59,12 +59,12 @@ type Image struct {
 
 // Images picks, for every name, its newest stable version (the one the
 // catalog marks latest, or else the highest stable version) and the
-// architectures it was found for. Releases with an error are left out.
-// The result is sorted by name.
+// architectures it was found for. Releases with an error, and those whose
+// metadata says NoDocs, are left out. The result is sorted by name.
 func Images(rels []catalog.Release) []Image {
 	byName := map[string][]catalog.Release{}
 	for _, r := range rels {
-		if r.Err != nil {
+		if r.Err != nil || r.Metadata.NoDocs {
 			continue
 		}
 		byName[r.Name] = append(byName[r.Name], r)

@@ -40,6 +40,15 @@ func TestImagesPicksNewestStableVersion(t *testing.T) {
 	}
 }
 
+func TestImagesLeavesOutNoDocs(t *testing.T) {
+	hidden := rel("hidden", "1", "amd64", true, true)
+	hidden.Metadata.NoDocs = true
+	images := Images([]catalog.Release{hidden, rel("shown", "2", "amd64", true, true)})
+	if len(images) != 1 || images[0].Name != "shown" {
+		t.Errorf("images = %+v, want only shown", images)
+	}
+}
+
 func TestGenerate(t *testing.T) {
 	rels := []catalog.Release{rel("zeta", "1", "amd64", true, true), rel("alpha", "2", "arm64", true, true), rel("alpha", "2", "amd64", true, true)}
 	pages, err := Generate(rels, Options{Registry: "registry.example.com/disks/"})

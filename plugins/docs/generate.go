@@ -21,8 +21,9 @@ func newGenerateCommand(streams cli.Streams) *cobra.Command {
 		Short: "Write a Markdown page per containerdisk and an index",
 		Long: `Gather the catalog and write DIR/NAME.md for the newest stable version of
 every name, and DIR/README.md, a table of the images and their
-architectures. The output depends only on the catalog: generating again
-writes the same files. Each file written is printed on stdout.`,
+architectures. Entries of a --catalog file with docs: false are left out.
+The output depends only on the catalog: generating again writes the same
+files. Each file written is printed on stdout.`,
 		Example: `  kubectl containerdisk docs generate --dir site
   kubectl containerdisk docs generate --dir site --focus 'fedora:*' --registry registry.example.com/containerdisks`,
 		Args: cli.ExactArgs(0),
