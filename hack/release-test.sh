@@ -129,7 +129,15 @@ for bin in "$work"/x/kubectl-containerdisk*; do
 	if grep -q -E '\.symtab|\.debug_|\.zdebug_' <<<"$sections"; then fail "${bin##*/} has a symbol table or DWARF (built without -ldflags \"-s -w\")"; fi
 	echo "release test: ${bin##*/}: $(stat -c %s "$bin") bytes, -trimpath, no symbol table, no DWARF" >&2
 done
-"$work/x/kubectl-containerdisk" version | grep -q "^kubectl containerdisk $version\$" || fail "kubectl-containerdisk version does not say $version"
+# The release and the commit are stamped into every binary.
+commit=$(git -C "$repo" rev-parse --short=12 HEAD)
+"$work/x/kubectl-containerdisk" version >"$work/version.txt"
+grep -q "^kubectl containerdisk $version\$" "$work/version.txt" || fail "kubectl-containerdisk version does not say $version: $(cat "$work/version.txt")"
+grep -q "^commit: $commit\(-dirty\)\?\$" "$work/version.txt" || fail "kubectl-containerdisk version does not say commit $commit: $(cat "$work/version.txt")"
+for sub in gather push verify mirror docs; do
+	"$work/x/kubectl-containerdisk-$sub" --version | grep -q "^kubectl containerdisk $sub $version\$" ||
+		fail "kubectl-containerdisk-$sub --version does not say $version"
+done
 
 "$repo/hack/krew.sh" "$work/a" >/dev/null
 echo "release test: passed" >&2
