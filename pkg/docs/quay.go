@@ -47,16 +47,26 @@ const (
 type PublishOptions struct {
 	// DryRun reads the current descriptions and changes nothing.
 	DryRun bool
-	// MakePublic also makes every repository public.
+	// MakePublic also makes every repository that is private public.
 	MakePublic bool
 }
+
+// The visibilities of a PublishResult, when MakePublic is set.
+const (
+	// AlreadyPublic: the repository was public; nothing was sent.
+	AlreadyPublic = "already public"
+	MadePublic    = "made public"
+	// WouldMakePublic is MadePublic in a dry run.
+	WouldMakePublic = "would make public"
+)
 
 // PublishResult is the outcome for one repository.
 type PublishResult struct {
 	Repository string
 	Action     Action
-	// MadePublic is set when the visibility was changed.
-	MadePublic bool
+	// Visibility is AlreadyPublic, MadePublic or WouldMakePublic when
+	// MakePublic is set, else empty.
+	Visibility string
 	Err        error
 }
 
@@ -70,7 +80,7 @@ func (q *Quay) Publish(ctx context.Context, pages []Page, opts PublishOptions) [
 			continue
 		}
 		res := PublishResult{Repository: q.Namespace + "/" + p.Name}
-		res.Action, res.MadePublic, res.Err = q.publishOne(ctx, p, opts)
+		res.Action, res.Visibility, res.Err = q.publishOne(ctx, p, opts)
 		if res.Err != nil {
 			res.Action = Failed
 		}
@@ -79,12 +89,14 @@ func (q *Quay) Publish(ctx context.Context, pages []Page, opts PublishOptions) [
 	return results
 }
 
-func (q *Quay) publishOne(ctx context.Context, p Page, opts PublishOptions) (Action, bool, error) {
+func (q *Quay) publishOne(ctx context.Context, p Page, opts PublishOptions) (Action, string, error) {
 	var repo struct {
 		Description string `json:"description"`
+		IsPublic    bool   `json:"is_public"`
 	}
-	if err := q.do(ctx, http.MethodGet, p.Name, "", nil, &repo); err != nil {
-		return "", false, fmt.Errorf("reading the description: %w", err)
+	// Without includeTags=false the answer carries up to 500 tags.
+	if err := q.do(ctx, http.MethodGet, p.Name, "?includeTags=false", nil, &repo); err != nil {
+		return "", "", fmt.Errorf("reading the description: %w", err)
 	}
 	action := Unchanged
 	if repo.Description != string(p.Content) {
@@ -92,19 +104,24 @@ func (q *Quay) publishOne(ctx context.Context, p Page, opts PublishOptions) (Act
 		if !opts.DryRun {
 			body := map[string]string{"description": string(p.Content)}
 			if err := q.do(ctx, http.MethodPut, p.Name, "", body, nil); err != nil {
-				return "", false, fmt.Errorf("setting the description: %w", err)
+				return "", "", fmt.Errorf("setting the description: %w", err)
 			}
 			action = Updated
 		}
 	}
-	if opts.MakePublic && !opts.DryRun {
-		body := map[string]string{"visibility": "public"}
-		if err := q.do(ctx, http.MethodPost, p.Name, "/changevisibility", body, nil); err != nil {
-			return action, false, fmt.Errorf("making it public: %w", err)
-		}
-		return action, true, nil
+	switch {
+	case !opts.MakePublic:
+		return action, "", nil
+	case repo.IsPublic:
+		return action, AlreadyPublic, nil
+	case opts.DryRun:
+		return action, WouldMakePublic, nil
 	}
-	return action, false, nil
+	body := map[string]string{"visibility": "public"}
+	if err := q.do(ctx, http.MethodPost, p.Name, "/changevisibility", body, nil); err != nil {
+		return action, "", fmt.Errorf("making it public: %w", err)
+	}
+	return action, MadePublic, nil
 }
 
 func (q *Quay) do(ctx context.Context, method, repo, suffix string, in, out any) error {

@@ -39,6 +39,16 @@ type retryTransport struct {
 	log   func(format string, args ...any)
 }
 
+// RetryTransport wraps base (nil for http.DefaultTransport) with the
+// retries and the per-host limit of opts (Retries, MaxConcurrency, Log), as
+// registry requests have them, for the other HTTP APIs a run talks to.
+func RetryTransport(base http.RoundTripper, opts RemoteOptions) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return newRetryTransport(base, opts)
+}
+
 // newRetryTransport wraps base with the retries and the per-host limit of
 // opts.
 func newRetryTransport(base http.RoundTripper, opts RemoteOptions) *retryTransport {

@@ -105,11 +105,16 @@ const token = "s3cret-token-value"
 
 // fakeQuay implements the repository endpoints publish uses.
 type fakeQuay struct {
-	mu          sync.Mutex
-	desc        map[string]string
-	fail        map[string]int
+	mu     sync.Mutex
+	desc   map[string]string
+	public map[string]bool
+	fail   map[string]int
+	// busy answers 503 with Retry-After this many times per repository.
+	busy        map[string]int
 	writes      []string
 	unauthorize bool
+	// badQueries are GETs that would have brought the repository's tags.
+	badQueries []string
 }
 
 func (q *fakeQuay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -125,6 +130,12 @@ func (q *fakeQuay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	repo, visibility := strings.CutSuffix(path, "/changevisibility")
+	if q.busy[repo] > 0 {
+		q.busy[repo]--
+		w.Header().Set("Retry-After", "0")
+		http.Error(w, `{"error": "busy"}`, http.StatusServiceUnavailable)
+		return
+	}
 	if code := q.fail[repo]; code != 0 {
 		http.Error(w, `{"error": "broken"}`, code)
 		return
@@ -137,7 +148,11 @@ func (q *fakeQuay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var in map[string]string
 	switch {
 	case r.Method == http.MethodGet && !visibility:
-		json.NewEncoder(w).Encode(map[string]any{"namespace": "org", "description": q.desc[repo]})
+		// Quay lists up to 500 tags unless includeTags=false.
+		if r.URL.Query().Get("includeTags") != "false" {
+			q.badQueries = append(q.badQueries, r.URL.String())
+		}
+		json.NewEncoder(w).Encode(map[string]any{"namespace": "org", "description": q.desc[repo], "is_public": q.public[repo]})
 	case r.Method == http.MethodPut && !visibility:
 		if err := json.Unmarshal(body, &in); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -151,8 +166,9 @@ func (q *fakeQuay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "bad visibility", http.StatusBadRequest)
 			return
 		}
+		q.public[repo] = true
 		q.writes = append(q.writes, "POST "+repo+" public")
-		w.Write([]byte(`{}`))
+		w.Write([]byte(`{"success": true}`))
 	default:
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 	}
@@ -180,6 +196,7 @@ func TestPublish(t *testing.T) {
 		name       string
 		args       []string
 		fail       map[string]int
+		busy       map[string]int
 		unauth     bool
 		wantCode   int
 		wantOut    []string
@@ -198,10 +215,15 @@ func TestPublish(t *testing.T) {
 			wantWrites: []string{"PUT org/debian", "PUT org/fedora"},
 		},
 		{
-			name:       "make public",
+			name:    "make public, dry run",
+			args:    []string{"--make-public"},
+			wantOut: []string{"would update quay.io/org/fedora (would make public)", "unchanged quay.io/org/ubuntu (already public)"},
+		},
+		{
+			name:       "make public changes only private repositories",
 			args:       []string{"--dry-run=false", "--make-public"},
-			wantOut:    []string{"updated quay.io/org/fedora (public)", "unchanged quay.io/org/ubuntu (public)"},
-			wantWrites: []string{"PUT org/debian", "POST org/debian public", "PUT org/fedora", "POST org/fedora public", "POST org/ubuntu public"},
+			wantOut:    []string{"updated quay.io/org/fedora (made public)", "unchanged quay.io/org/ubuntu (already public)"},
+			wantWrites: []string{"PUT org/debian", "POST org/debian public", "PUT org/fedora", "POST org/fedora public"},
 		},
 		{
 			name:       "one failing repository does not stop the others",
@@ -211,6 +233,14 @@ func TestPublish(t *testing.T) {
 			wantOut:    []string{"updated quay.io/org/fedora", "unchanged quay.io/org/ubuntu"},
 			wantErr:    []string{"1 of 3 items failed", "quay.io/org/debian: reading the description", "500"},
 			wantWrites: []string{"PUT org/fedora"},
+		},
+		{
+			name:       "a busy Quay is asked again",
+			args:       []string{"--dry-run=false"},
+			busy:       map[string]int{"org/fedora": 2},
+			wantOut:    []string{"updated quay.io/org/fedora", "updated quay.io/org/debian"},
+			wantErr:    []string{"fedora: 503 Service Unavailable with Retry-After; retrying", "retry 2 of 5"},
+			wantWrites: []string{"PUT org/debian", "PUT org/fedora"},
 		},
 		{
 			name:     "a rejected token is a clear error",
@@ -224,7 +254,9 @@ func TestPublish(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			q := &fakeQuay{
 				desc:        map[string]string{"org/fedora": "old", "org/ubuntu": "same ubuntu", "org/debian": ""},
+				public:      map[string]bool{"org/ubuntu": true},
 				fail:        tt.fail,
+				busy:        tt.busy,
 				unauthorize: tt.unauth,
 			}
 			srv := httptest.NewServer(q)
@@ -250,6 +282,9 @@ func TestPublish(t *testing.T) {
 			}
 			if strings.Join(q.writes, ",") != strings.Join(tt.wantWrites, ",") {
 				t.Errorf("writes = %q, want %q", q.writes, tt.wantWrites)
+			}
+			if len(q.badQueries) > 0 {
+				t.Errorf("GETs without includeTags=false: %q", q.badQueries)
 			}
 		})
 	}

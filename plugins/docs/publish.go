@@ -3,15 +3,19 @@ package docs
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	pkgdocs "github.com/containerdisk/kubectl-containerdisk/pkg/docs"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/option"
 )
 
 type publishOptions struct {
@@ -33,6 +37,8 @@ page of its image where the two differ. The pages are read from --dir
 (NAME.md, as docs generate writes them) or, without --dir, generated from
 the catalog. By default nothing is changed (--dry-run=true): each line says
 what would be done. The token is sent as a bearer token and never printed.
+Visibility is left alone unless --make-public, which makes the private
+repositories public.
 
 A repository that fails does not stop the others; all failures are listed
 at the end and the exit status is then 1.`,
@@ -65,7 +71,7 @@ at the end and the exit status is then 1.`,
 	fs.StringVar(&opts.tokenFile, "token-file", "", "file holding the Quay OAuth token (required)")
 	fs.StringVar(&opts.apiURL, "api-url", pkgdocs.DefaultQuayAPI, "Quay base URL the API is under")
 	fs.BoolVar(&opts.dryRun, "dry-run", true, "read the descriptions and change nothing; --dry-run=false to change them")
-	fs.BoolVar(&opts.makePublic, "make-public", false, "also make every repository public")
+	fs.BoolVar(&opts.makePublic, "make-public", false, "also make every private repository public")
 	return cmd
 }
 
@@ -88,7 +94,13 @@ func runPublish(ctx context.Context, streams cli.Streams, opts *publishOptions) 
 		return err
 	}
 	_, ns, _ := strings.Cut(opts.registry, "/")
-	q := &pkgdocs.Quay{APIURL: opts.apiURL, Namespace: ns, Token: token}
+	// Quay answers 429 and 502-504 at times: such requests are sent again
+	// after a pause (Retry-After when Quay gives one), as registry
+	// requests are.
+	status := option.NewStatus(streams.ErrOut, opts.quiet)
+	transport := target.RetryTransport(nil, target.RemoteOptions{Log: status.Printf})
+	q := &pkgdocs.Quay{APIURL: opts.apiURL, Namespace: ns, Token: token,
+		HTTP: &http.Client{Transport: transport, Timeout: time.Minute}}
 	results := q.Publish(ctx, pages, pkgdocs.PublishOptions{DryRun: opts.dryRun, MakePublic: opts.makePublic})
 	var failed []string
 	for _, r := range results {
@@ -98,8 +110,8 @@ func runPublish(ctx context.Context, streams cli.Streams, opts *publishOptions) 
 			continue
 		}
 		line := string(r.Action) + " " + ref
-		if r.MadePublic {
-			line += " (public)"
+		if r.Visibility != "" {
+			line += " (" + r.Visibility + ")"
 		}
 		fmt.Fprintln(streams.Out, line)
 	}
