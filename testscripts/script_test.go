@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -180,9 +182,10 @@ func startDaemon(ts *testscript.TestScript, what string, cmd *exec.Cmd, ready fu
 //	faultproxy NAME HOST 429 N   answer the first N requests 429 (Retry-After: 1)
 //	faultproxy NAME HOST reset   cut the first download of a blob of 64 KiB or more halfway, resetting the connection
 //	faultproxy NAME HOST corrupt flip a byte in every blob download
+//	faultproxy NAME HOST cutupload  drop the first blob upload request of 64 KiB or more halfway through its body
 func faultProxy(ts *testscript.TestScript, neg bool, args []string) {
 	if neg || len(args) < 3 {
-		ts.Fatalf("usage: faultproxy NAME HOST 429 N | reset | corrupt")
+		ts.Fatalf("usage: faultproxy NAME HOST 429 N | reset | corrupt | cutupload")
 	}
 	name, host, mode := args[0], args[1], args[2]
 	n := 0
@@ -197,6 +200,10 @@ func faultProxy(ts *testscript.TestScript, neg bool, args []string) {
 	u, err := url.Parse("http://" + host)
 	ts.Check(err)
 	proxy := httputil.NewSingleHostReverseProxy(u)
+	// A request that fails on its way to the registry drops the client's
+	// connection, as a network failure would.
+	proxy.ErrorHandler = func(http.ResponseWriter, *http.Request, error) { panic(http.ErrAbortHandler) }
+	proxy.ErrorLog = log.New(io.Discard, "", 0)
 	var mu sync.Mutex
 	seen, cut := 0, false
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -205,8 +212,17 @@ func faultProxy(ts *testscript.TestScript, neg bool, args []string) {
 		seen++
 		tooMany := mode == "429" && seen <= n
 		doCut := mode == "reset" && blob && !cut
+		upload := (r.Method == http.MethodPatch || r.Method == http.MethodPut) &&
+			strings.Contains(r.URL.Path, "/blobs/uploads/") && r.ContentLength >= 64<<10
+		cutUpload := mode == "cutupload" && upload && !cut
+		cut = cut || cutUpload
 		mu.Unlock()
 		switch {
+		case cutUpload:
+			half := r.ContentLength / 2
+			ts.Logf("faultproxy %s: cut %s %s at byte %d of %d", name, r.Method, r.URL.Path, half, r.ContentLength)
+			r.Body = testregistry.CutAfter(r.Body, half)
+			proxy.ServeHTTP(w, r)
 		case tooMany:
 			w.Header().Set("Retry-After", "1")
 			http.Error(w, `{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}`, http.StatusTooManyRequests)

@@ -19,6 +19,8 @@ import (
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
 // CopyOptions configures CopyImage.
@@ -48,8 +50,8 @@ type CopyOptions struct {
 	// It may be called from several goroutines at once.
 	OnEvent func(Event)
 	// LargeBlob is the size from which a blob goes to a registry in
-	// chunks, each resumable (DefaultLargeBlob when zero); ChunkSize is
-	// their size (DefaultChunkSize when zero), raised to the registry's
+	// chunks, each resumable (upload.DefaultLargeBlob when zero); ChunkSize
+	// is their size (upload.DefaultChunkSize when zero), raised to the registry's
 	// OCI-Chunk-Min-Length. Smaller blobs go in one PUT, resumed in chunks
 	// should it fail midway.
 	LargeBlob, ChunkSize int64
@@ -183,11 +185,11 @@ func CopyImage(ctx context.Context, src oras.ReadOnlyTarget, srcRef string, dst 
 	c := &copier{src: src, dst: dst, opts: opts, rep: &rep, chosen: chosen, mode: mode}
 	if repo, ok := dst.(*remote.Repository); ok {
 		c.repo = repo
-		c.up = &uploader{
-			repo:  repo,
-			large: orDefault(opts.LargeBlob, DefaultLargeBlob),
-			chunk: orDefault(opts.ChunkSize, DefaultChunkSize),
-			onResume: func(d ocispec.Descriptor, off int64) {
+		c.up = &upload.Uploader{
+			Repo:      repo,
+			LargeBlob: opts.LargeBlob,
+			ChunkSize: opts.ChunkSize,
+			OnResume: func(d ocispec.Descriptor, off int64) {
 				c.emit(Event{Action: ActionResumed, Descriptor: d, Offset: off})
 			},
 		}
@@ -252,7 +254,7 @@ type copier struct {
 	src    oras.ReadOnlyTarget
 	dst    oras.Target
 	repo   *remote.Repository // dst, when a registry repository
-	up     *uploader          // for repo
+	up     *upload.Uploader   // for repo
 	opts   CopyOptions
 	chosen []platformSpec
 	mode   PlatformMode
@@ -451,7 +453,7 @@ func (c *copier) copyGraph(ctx context.Context, sel *selection) error {
 			if c.up == nil || isManifest(d.MediaType) {
 				return nil
 			}
-			mounted, err := c.up.upload(ctx, d, c.mountFrom(d), fetchOpener(c.src, d))
+			mounted, err := c.up.Upload(ctx, d, c.mountFrom(d), upload.FetchOpener(c.src, d))
 			if err != nil {
 				return err
 			}
@@ -615,7 +617,7 @@ type verifiedSource struct {
 
 func (s verifiedSource) Fetch(ctx context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
 	if !isManifest(d.MediaType) {
-		return newBlobReader(ctx, d, fetchOpener(s.ReadOnlyTarget, d))
+		return upload.NewReader(ctx, d, upload.FetchOpener(s.ReadOnlyTarget, d))
 	}
 	rc, err := s.ReadOnlyTarget.Fetch(ctx, d)
 	if err != nil {
@@ -716,12 +718,4 @@ func uniqueStrings(ss []string) []string {
 		}
 	}
 	return out
-}
-
-// orDefault returns v, or def when v is not positive.
-func orDefault(v, def int64) int64 {
-	if v > 0 {
-		return v
-	}
-	return def
 }

@@ -568,24 +568,6 @@ func (c *countingBody) Read(b []byte) (int, error) {
 	return k, err
 }
 
-// cutBody fails after n bytes.
-type cutBody struct {
-	io.ReadCloser
-	n int64
-}
-
-func (c *cutBody) Read(b []byte) (int, error) {
-	if c.n <= 0 {
-		return 0, errors.New("connection cut by the test")
-	}
-	if int64(len(b)) > c.n {
-		b = b[:c.n]
-	}
-	k, err := c.ReadCloser.Read(b)
-	c.n -= int64(k)
-	return k, err
-}
-
 // isBlobGet reports a GET of blob d.
 func isBlobGet(r *http.Request, d ocispec.Descriptor) bool {
 	return r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+d.Digest.String())
@@ -664,7 +646,7 @@ func TestCopySourceCut(t *testing.T) {
 	}
 	p.after = func(r *http.Response) error {
 		if isBlobGet(r.Request, f.layers["amd64"]) && cut.CompareAndSwap(false, true) {
-			r.Body = &cutBody{ReadCloser: r.Body, n: 1 << 20}
+			r.Body = testregistry.CutAfter(r.Body, 1<<20)
 		}
 		return nil
 	}

@@ -55,7 +55,7 @@ func TestUploadResumes(t *testing.T) {
 				defer mu.Unlock()
 				seen++
 				if n, ok := tt.cuts[seen]; ok {
-					r.Body = &cutBody{ReadCloser: r.Body, n: n}
+					r.Body = testregistry.CutAfter(r.Body, n)
 				}
 				return false
 			}
@@ -142,7 +142,7 @@ func TestUploadGivesUp(t *testing.T) {
 	p := newFaultProxy(t, reg)
 	p.before = func(w http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodPatch {
-			r.Body = &cutBody{ReadCloser: r.Body}
+			r.Body = testregistry.CutAfter(r.Body, 0)
 		}
 		return false
 	}

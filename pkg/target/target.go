@@ -22,6 +22,8 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
 // LayoutPrefix marks a reference to an OCI image layout directory.
@@ -174,13 +176,26 @@ type RemoteOptions struct {
 	Log func(format string, args ...any)
 }
 
-// Open opens the reference as a target. Layout directories are created
-// when missing.
+// Open opens the reference as a target to write to. Layout directories
+// are created when missing. A registry repository is an
+// *upload.Repository: its blobs go up in chunks from 64 MiB on, and an
+// upload cut midway is resumed from what the registry holds (told to
+// opts.Log).
 func Open(ctx context.Context, ref Reference, opts RemoteOptions) (oras.GraphTarget, error) {
 	if ref.Kind == KindLayout {
 		return OpenLayout(ctx, ref.Path)
 	}
-	return OpenRepository(ref, opts)
+	repo, err := OpenRepository(ref, opts)
+	if err != nil {
+		return nil, err
+	}
+	var onResume func(ocispec.Descriptor, int64)
+	if opts.Log != nil {
+		onResume = func(d ocispec.Descriptor, off int64) {
+			opts.Log("upload of blob %s (%d bytes) to %s was cut: resuming at byte %d", d.Digest, d.Size, ref, off)
+		}
+	}
+	return upload.NewRepository(repo, upload.Uploader{OnResume: onResume}), nil
 }
 
 // OpenSource opens the reference for reading. Unlike Open, it never

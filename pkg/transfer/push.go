@@ -16,6 +16,8 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
 // Options configures Push.
@@ -47,6 +49,8 @@ const (
 	ActionTagged      Action = "tagged"
 	ActionWouldTag    Action = "would-tag"
 	ActionUnchanged   Action = "unchanged"
+	// ActionResumed: an upload cut midway goes on at Event.Offset.
+	ActionResumed Action = "resumed"
 )
 
 // Event reports one handled node or tag.
@@ -55,6 +59,8 @@ type Event struct {
 	Descriptor ocispec.Descriptor
 	// Tag is set for tag events.
 	Tag string
+	// Offset is where a resumed upload goes on.
+	Offset int64
 }
 
 // Report summarises a push.
@@ -149,7 +155,33 @@ func Push(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descrip
 			return nil
 		},
 	}
-	if len(opts.MountFrom) > 0 {
+	if repo, ok := dst.(*upload.Repository); ok {
+		// Blobs go up with the repository's uploader, which mounts them
+		// from MountFrom, sends large ones in chunks and resumes a cut
+		// upload, reading the source again from there.
+		up := *repo.Uploader
+		up.OnResume = func(d ocispec.Descriptor, off int64) {
+			emit(Event{Action: ActionResumed, Descriptor: d, Offset: off})
+			if repo.Uploader.OnResume != nil {
+				repo.Uploader.OnResume(d, off)
+			}
+		}
+		copyOpts.PreCopy = func(ctx context.Context, d ocispec.Descriptor) error {
+			if repo.IsManifest(d) {
+				return nil
+			}
+			mounted, err := up.Upload(ctx, d, opts.MountFrom, upload.FetchOpener(src, d))
+			if err != nil {
+				return err
+			}
+			if mounted {
+				emit(Event{Action: ActionMounted, Descriptor: d})
+			} else {
+				emit(Event{Action: ActionUploaded, Descriptor: d})
+			}
+			return oras.SkipNode
+		}
+	} else if len(opts.MountFrom) > 0 {
 		copyOpts.MountFrom = func(context.Context, ocispec.Descriptor) ([]string, error) {
 			return opts.MountFrom, nil
 		}

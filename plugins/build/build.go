@@ -163,6 +163,7 @@ func runBuild(cmd *cobra.Command, streams cli.Streams, opts *buildOptions) error
 	}
 
 	status := option.NewStatus(streams.ErrOut, opts.Quiet)
+	opts.Remote.Log = status.Printf
 	bopts := containerdisk.Options{
 		Format:       base.Format,
 		Compression:  base.Compression,

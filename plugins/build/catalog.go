@@ -23,6 +23,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 		return cli.Usagef("target %q has a tag: expected a registry prefix (host/containerdisks) or a layout directory (oci:DIR), below which each image goes to NAME:VERSION", opts.target)
 	}
 	status := option.NewStatus(streams.ErrOut, opts.Quiet)
+	opts.Remote.Log = status.Printf
 	client := opts.Catalog.Client(status.Printf)
 	var rels []catalog.Release
 	if opts.Catalog.Focused() {

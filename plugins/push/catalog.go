@@ -60,6 +60,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *pushOptions) err
 		return err
 	}
 	status := option.NewStatus(streams.ErrOut, opts.Quiet)
+	opts.Remote.Log = status.Printf
 	client := opts.Catalog.Client(status.Printf)
 	c, err := opts.Catalog.Catalog(client)
 	if err != nil {

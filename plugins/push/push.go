@@ -202,6 +202,7 @@ func runPush(ctx context.Context, streams cli.Streams, opts *pushOptions, args [
 	}
 
 	status := option.NewStatus(streams.ErrOut, opts.Quiet)
+	opts.Remote.Log = status.Printf
 	enc := pipeline.NewEncoder(streams.Out)
 	var failed []string
 	for _, it := range items {

@@ -91,6 +91,7 @@ func runPromote(ctx context.Context, streams cli.Streams, opts *promoteOptions) 
 		return cli.Usagef("no images on stdin: expected the JSON lines of 'kubectl containerdisk verify -o json'")
 	}
 	status := option.NewStatus(streams.ErrOut, opts.Quiet)
+	opts.Remote.Log = status.Printf
 	enc := pipeline.NewEncoder(streams.Out)
 	var failed []string
 	for _, rec := range recs {

@@ -15,6 +15,8 @@ type Remote struct {
 	Insecure       bool
 	CAFile         string
 	RegistryConfig string
+	// Log, when set, is told of retried requests and resumed uploads.
+	Log func(format string, args ...any)
 
 	plainHTTPSet bool
 }
@@ -40,6 +42,7 @@ func (o *Remote) Options() target.RemoteOptions {
 		CAFile:         o.CAFile,
 		RegistryConfig: o.RegistryConfig,
 		UserAgent:      "kubectl-containerdisk",
+		Log:            o.Log,
 	}
 	if o.plainHTTPSet {
 		v := o.PlainHTTP

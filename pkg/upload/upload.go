@@ -1,4 +1,7 @@
-package mirror
+// Package upload sends blobs to a registry with the upload protocol of the
+// distribution spec, resuming an upload cut midway from what the registry
+// holds, and reads blobs checked against their digest as they stream.
+package upload
 
 import (
 	"context"
@@ -24,7 +27,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
-// Defaults of CopyOptions.LargeBlob and CopyOptions.ChunkSize.
+// Defaults of Uploader.LargeBlob and Uploader.ChunkSize.
 const (
 	DefaultLargeBlob = 64 << 20
 	DefaultChunkSize = 16 << 20
@@ -39,10 +42,10 @@ const (
 	maxRetryPause     = 5 * time.Second
 )
 
-// opener opens the content of a blob at offset.
-type opener func(ctx context.Context, offset int64) (io.ReadCloser, error)
+// Opener opens the content of a blob at offset.
+type Opener func(ctx context.Context, offset int64) (io.ReadCloser, error)
 
-// uploader sends blobs to a registry repository with the upload protocol
+// Uploader sends blobs to a registry repository with the upload protocol
 // of the distribution spec: POST to open an upload (or to mount), then
 // either one PUT with the whole blob, for blobs below large, or PATCHes of
 // chunk bytes and a closing PUT. When a request fails midway, it asks the
@@ -54,21 +57,27 @@ type opener func(ctx context.Context, offset int64) (io.ReadCloser, error)
 // It goes through the repository's client, so the registry's tokens and
 // retries (see target.RemoteOptions) apply. Only the PATCH and PUT that
 // carry data are not retried by the client, their bodies being streams:
-// the uploader resumes them.
-type uploader struct {
-	repo         *remote.Repository
-	large, chunk int64
-	// onResume, when set, is told where an interrupted upload goes on.
-	onResume func(desc ocispec.Descriptor, offset int64)
+// the Uploader resumes them.
+type Uploader struct {
+	// Repo is the repository the blobs go to.
+	Repo *remote.Repository
+	// LargeBlob is the size from which a blob goes in chunks
+	// (DefaultLargeBlob when zero); ChunkSize is their size
+	// (DefaultChunkSize when zero), raised to the registry's
+	// OCI-Chunk-Min-Length. Smaller blobs go in one PUT, resumed in chunks
+	// should it fail midway.
+	LargeBlob, ChunkSize int64
+	// OnResume, when set, is told where an interrupted upload goes on.
+	OnResume func(desc ocispec.Descriptor, offset int64)
 }
 
-// upload copies the blob desc, read with open, to the repository, or mounts
+// Upload copies the blob desc, read with open, to the repository, or mounts
 // it from the first repository of mountFrom (of the same registry) that
 // has it. It reports whether the blob was mounted. The content is checked
 // against desc's digest as it streams; on a mismatch the upload is
 // cancelled before the registry could commit it.
-func (u *uploader) upload(ctx context.Context, desc ocispec.Descriptor, mountFrom []string, open opener) (mounted bool, err error) {
-	ctx = auth.AppendRepositoryScope(ctx, u.repo.Reference, auth.ActionPull, auth.ActionPush)
+func (u *Uploader) Upload(ctx context.Context, desc ocispec.Descriptor, mountFrom []string, open Opener) (mounted bool, err error) {
+	ctx = auth.AppendRepositoryScope(ctx, u.Repo.Reference, auth.ActionPull, auth.ActionPush)
 	b, err := newBlobReader(ctx, desc, open)
 	if err != nil {
 		return false, err
@@ -85,8 +94,8 @@ func (u *uploader) upload(ctx context.Context, desc ocispec.Descriptor, mountFro
 		}
 		return false, fmt.Errorf("uploading blob %s: %w", desc.Digest, err)
 	}
-	chunk := max(u.chunk, s.minChunk)
-	whole := desc.Size < u.large
+	chunk := max(orDefault(u.ChunkSize, DefaultChunkSize), s.minChunk)
+	whole := desc.Size < orDefault(u.LargeBlob, DefaultLargeBlob)
 	var off int64
 	// failures counts the failures since the registry last held more.
 	failures, best := 0, int64(0)
@@ -138,7 +147,7 @@ func (u *uploader) upload(ctx context.Context, desc ocispec.Descriptor, mountFro
 			// The registry forgot the upload, perhaps because a PUT that
 			// failed on the way back did commit it, or cannot say how
 			// much it holds: either the blob is there or it starts over.
-			if ok, err := u.repo.Blobs().Exists(ctx, desc); err == nil && ok {
+			if ok, err := u.Repo.Blobs().Exists(ctx, desc); err == nil && ok {
 				return false, nil
 			}
 			if serr == nil {
@@ -160,8 +169,8 @@ func (u *uploader) upload(ctx context.Context, desc ocispec.Descriptor, mountFro
 		if err := b.rewind(off); err != nil {
 			return fail(err)
 		}
-		if u.onResume != nil {
-			u.onResume(desc, off)
+		if u.OnResume != nil {
+			u.OnResume(desc, off)
 		}
 	}
 }
@@ -220,11 +229,11 @@ type session struct {
 // start opens an upload, trying to mount the blob from each of mountFrom
 // first. A registry answers a mount it cannot do by opening an upload: the
 // last one is used, the others are cancelled.
-func (u *uploader) start(ctx context.Context, desc ocispec.Descriptor, mountFrom []string) (session, error) {
-	base := repositoryURL(u.repo, u.repo.Reference.Repository) + "/blobs/uploads/"
+func (u *Uploader) start(ctx context.Context, desc ocispec.Descriptor, mountFrom []string) (session, error) {
+	base := repositoryURL(u.Repo, u.Repo.Reference.Repository) + "/blobs/uploads/"
 	var from []string
 	for _, f := range mountFrom {
-		if f != "" && f != u.repo.Reference.Repository {
+		if f != "" && f != u.Repo.Reference.Repository {
 			from = append(from, f)
 		}
 	}
@@ -232,7 +241,7 @@ func (u *uploader) start(ctx context.Context, desc ocispec.Descriptor, mountFrom
 		target, rctx := base, ctx
 		if len(from) > 0 {
 			target += "?" + url.Values{"mount": {desc.Digest.String()}, "from": {from[i]}}.Encode()
-			ref := u.repo.Reference
+			ref := u.Repo.Reference
 			ref.Repository = from[i]
 			rctx = auth.AppendRepositoryScope(ctx, ref, auth.ActionPull)
 		}
@@ -267,7 +276,7 @@ func (u *uploader) start(ctx context.Context, desc ocispec.Descriptor, mountFrom
 
 // patch sends n bytes of b, which stands at off, and returns the upload's
 // next URL.
-func (u *uploader) patch(ctx context.Context, loc *url.URL, b *blobReader, off, n int64) (*url.URL, error) {
+func (u *Uploader) patch(ctx context.Context, loc *url.URL, b *blobReader, off, n int64) (*url.URL, error) {
 	body := &chunkBody{r: io.LimitReader(b, n)}
 	resp, err := u.do(ctx, http.MethodPatch, loc.String(), body, func(req *http.Request) {
 		req.ContentLength = n
@@ -290,7 +299,7 @@ func (u *uploader) patch(ctx context.Context, loc *url.URL, b *blobReader, off, 
 
 // put closes the upload at loc, sending the n bytes of b first (the whole
 // blob), or nothing when b is nil.
-func (u *uploader) put(ctx context.Context, loc *url.URL, desc ocispec.Descriptor, b *blobReader, n int64) error {
+func (u *Uploader) put(ctx context.Context, loc *url.URL, desc ocispec.Descriptor, b *blobReader, n int64) error {
 	if n == 0 {
 		b = nil
 	}
@@ -327,7 +336,7 @@ func (u *uploader) put(ctx context.Context, loc *url.URL, desc ocispec.Descripto
 // status asks how many bytes of the upload at loc the registry holds, and
 // the URL to go on with. It returns -1 bytes when the registry does not
 // say, or says "0-0", which distribution answers for both no byte and one.
-func (u *uploader) status(ctx context.Context, loc *url.URL) (*url.URL, int64, error) {
+func (u *Uploader) status(ctx context.Context, loc *url.URL) (*url.URL, int64, error) {
 	resp, err := u.do(ctx, http.MethodGet, loc.String(), nil)
 	if err != nil {
 		return nil, 0, err
@@ -354,7 +363,7 @@ func (u *uploader) status(ctx context.Context, loc *url.URL) (*url.URL, int64, e
 }
 
 // cancel abandons an upload, best effort, even when ctx is done.
-func (u *uploader) cancel(ctx context.Context, loc *url.URL) {
+func (u *Uploader) cancel(ctx context.Context, loc *url.URL) {
 	if loc == nil {
 		return
 	}
@@ -389,7 +398,7 @@ func repositoryURL(repo *remote.Repository, repository string) string {
 	return fmt.Sprintf("%s://%s/v2/%s", scheme, repo.Reference.Host(), repository)
 }
 
-func (u *uploader) do(ctx context.Context, method, target string, body io.Reader, edit ...func(*http.Request)) (*http.Response, error) {
+func (u *Uploader) do(ctx context.Context, method, target string, body io.Reader, edit ...func(*http.Request)) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
 		return nil, err
@@ -397,7 +406,7 @@ func (u *uploader) do(ctx context.Context, method, target string, body io.Reader
 	for _, e := range edit {
 		e(req)
 	}
-	resp, err := repoClient(u.repo).Do(req)
+	resp, err := repoClient(u.Repo).Do(req)
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		// The upload URL's query is a long state token.
@@ -505,7 +514,7 @@ func (c *chunkBody) Close() error {
 type blobReader struct {
 	ctx  context.Context
 	desc ocispec.Descriptor
-	open opener
+	open Opener
 	rc   io.ReadCloser // nil until opened at pos
 	pos  int64
 	h    hash.Hash
@@ -521,7 +530,15 @@ type hashMark struct {
 	state []byte // nil: the hash cannot be saved, only restarted (off 0)
 }
 
-func newBlobReader(ctx context.Context, desc ocispec.Descriptor, open opener) (*blobReader, error) {
+// NewReader reads the blob desc with open, checked against its digest as
+// it streams: the last bytes of content that does not match are withheld
+// and an error wrapping content.ErrMismatchedDigest is returned instead. A
+// failure of the stream is retried from where it stopped.
+func NewReader(ctx context.Context, desc ocispec.Descriptor, open Opener) (io.ReadCloser, error) {
+	return newBlobReader(ctx, desc, open)
+}
+
+func newBlobReader(ctx context.Context, desc ocispec.Descriptor, open Opener) (*blobReader, error) {
 	if err := desc.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("blob %q: %w", desc.Digest, err)
 	}
@@ -664,10 +681,10 @@ func (b *blobReader) Close() error {
 	return nil
 }
 
-// fetchOpener opens a blob of src at an offset: with a range request when
+// FetchOpener opens a blob of src at an offset: with a range request when
 // src is a registry repository, by seeking when its content can seek (an
 // OCI layout's files), else by reading up to the offset.
-func fetchOpener(src content.Fetcher, desc ocispec.Descriptor) opener {
+func FetchOpener(src content.Fetcher, desc ocispec.Descriptor) Opener {
 	if repo, ok := src.(*remote.Repository); ok {
 		return func(ctx context.Context, off int64) (io.ReadCloser, error) {
 			return fetchRange(ctx, repo, desc, off)
@@ -736,4 +753,11 @@ func fetchRange(ctx context.Context, repo *remote.Repository, desc ocispec.Descr
 		}
 	}
 	return resp.Body, nil
+}
+
+func orDefault(v, def int64) int64 {
+	if v > 0 {
+		return v
+	}
+	return def
 }
