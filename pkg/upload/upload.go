@@ -13,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,8 +77,38 @@ type Uploader struct {
 // has it. It reports whether the blob was mounted. The content is checked
 // against desc's digest as it streams; on a mismatch the upload is
 // cancelled before the registry could commit it.
+//
+// While another Upload of the process sends the same blob to the same
+// registry, this one waits for it and then mounts the blob from there (or,
+// in the same repository, finds it in place and reports it mounted), so
+// that concurrent copies sharing a layer send it once.
 func (u *Uploader) Upload(ctx context.Context, desc ocispec.Descriptor, mountFrom []string, open Opener) (mounted bool, err error) {
 	ctx = auth.AppendRepositoryScope(ctx, u.Repo.Reference, auth.ActionPull, auth.ActionPush)
+	repository := u.Repo.Reference.Repository
+	for {
+		f, lead := joinFlight(u.Repo.Reference.Host(), desc, repository)
+		if lead {
+			defer func() { f.finish(err) }()
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-f.done:
+		}
+		if f.err != nil {
+			continue // it failed: try, and lead, anew
+		}
+		if f.repository == repository {
+			if ok, err := u.Repo.Blobs().Exists(ctx, desc); err == nil && ok {
+				return true, nil
+			}
+			continue
+		}
+		if !slices.Contains(mountFrom, f.repository) {
+			mountFrom = append([]string{f.repository}, mountFrom...)
+		}
+	}
 	b, err := newBlobReader(ctx, desc, open)
 	if err != nil {
 		return false, err
@@ -760,4 +791,41 @@ func orDefault(v, def int64) int64 {
 		return v
 	}
 	return def
+}
+
+// flights are the uploads under way in the process, by registry host and
+// digest.
+var flights = struct {
+	sync.Mutex
+	m map[string]*flight
+}{m: map[string]*flight{}}
+
+// flight is one upload under way; done is closed when it ended, with err.
+type flight struct {
+	key        string
+	repository string
+	done       chan struct{}
+	err        error
+}
+
+// joinFlight returns the upload of desc to host under way, or starts one
+// for repository, which the caller then leads and must finish.
+func joinFlight(host string, desc ocispec.Descriptor, repository string) (*flight, bool) {
+	key := host + "/" + desc.Digest.String()
+	flights.Lock()
+	defer flights.Unlock()
+	if f := flights.m[key]; f != nil {
+		return f, false
+	}
+	f := &flight{key: key, repository: repository, done: make(chan struct{})}
+	flights.m[key] = f
+	return f, true
+}
+
+func (f *flight) finish(err error) {
+	flights.Lock()
+	delete(flights.m, f.key)
+	flights.Unlock()
+	f.err = err
+	close(f.done)
 }
