@@ -46,7 +46,14 @@ var (
 	// guest powered off or rebooted (QEMU runs with -no-reboot), or QEMU
 	// itself failed.
 	ErrQEMUExited = errors.New("QEMU exited before the marker appeared on the console")
+	// ErrNoBootDevice means the UEFI firmware found nothing to start on
+	// the disk and fell back to its shell.
+	ErrNoBootDevice = errors.New("the UEFI firmware found nothing to boot on the disk")
 )
+
+// uefiShellPrompt is what the firmware prints once every boot option
+// failed and no startup.nsh booted anything: it waits there for a person.
+const uefiShellPrompt = "Shell> "
 
 // LocalOptions configures BootLocal.
 type LocalOptions struct {
@@ -101,7 +108,8 @@ type LocalResult struct {
 
 // BootError reports a boot that did not reach the marker.
 type BootError struct {
-	// Err is ErrBootTimeout, ErrQEMUExited or the context's error.
+	// Err is ErrBootTimeout, ErrQEMUExited, ErrNoBootDevice or the
+	// context's error.
 	Err   error
 	Disk  string
 	Arch  string
@@ -127,6 +135,8 @@ func (e *BootError) Error() string {
 		b.WriteString("; the guest may be slow under tcg (raise the timeout) or stuck (read the console tail)")
 	case errors.Is(e.Err, ErrQEMUExited) && e.Stderr == "":
 		b.WriteString("; the guest powered off or rebooted: read the console tail")
+	case errors.Is(e.Err, ErrNoBootDevice):
+		b.WriteString("; the disk has no EFI boot loader the firmware could start (a BIOS-only image, or one for another architecture?)")
 	}
 	if e.Stderr != "" {
 		fmt.Fprintf(&b, "\nQEMU said:\n%s", indent(e.Stderr))
@@ -215,6 +225,11 @@ func BootLocal(ctx context.Context, opts LocalOptions) (LocalResult, error) {
 	}
 	run := qemuRun{qemu: qemuPath, marker: opts.Marker, console: opts.Console, timeout: timeout,
 		report: BootError{Disk: opts.Disk, Arch: arch}}
+	if firmware != "" {
+		// UEFI falls back to its shell when the disk boots nothing; the
+		// shell would wait there until the timeout.
+		run.stuck = uefiShellPrompt
+	}
 	boot := func(accel string) (LocalResult, error) {
 		args, err := qemuArgs(arch, accel, memory, firmware, opts.Disk, format, seed, tmp)
 		if err != nil {
@@ -239,9 +254,12 @@ func BootLocal(ctx context.Context, opts LocalOptions) (LocalResult, error) {
 
 // qemuRun is one QEMU process and what to watch for on its console.
 type qemuRun struct {
-	qemu    string
-	args    []string
-	marker  string
+	qemu   string
+	args   []string
+	marker string
+	// stuck, when set, is console output that means the boot cannot go
+	// on: the UEFI shell's prompt.
+	stuck   string
 	console io.Writer
 	timeout time.Duration
 	// report holds the fields of a failure known before the start.
@@ -260,6 +278,7 @@ func (r qemuRun) boot(ctx context.Context) (LocalResult, error) {
 	cmd.Stderr = stderr
 	stopWithParent(cmd)
 	watch := newConsoleWatch(r.marker, r.console)
+	watch.stuck = []byte(r.stuck)
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return LocalResult{}, fmt.Errorf("starting QEMU: %w", err)
@@ -287,6 +306,11 @@ func (r qemuRun) boot(ctx context.Context) (LocalResult, error) {
 	select {
 	case <-watch.found:
 		stop()
+	case <-watch.dead:
+		stop()
+		if !watch.seen() {
+			return fail(ErrNoBootDevice, "")
+		}
 	case err := <-done:
 		// QEMU ends with the guest's power-off: the marker may have been
 		// its last words.
@@ -454,12 +478,16 @@ type consoleWatch struct {
 	keep    []byte
 	found   chan struct{}
 	matched bool
+	// stuck, when set, closes dead when it appears before the marker.
+	stuck []byte
+	dead  chan struct{}
+	died  bool
 	// at is the time from start to the marker, written before found closes.
 	at time.Duration
 }
 
 func newConsoleWatch(marker string, copy io.Writer) *consoleWatch {
-	return &consoleWatch{marker: []byte(marker), copy: copy, found: make(chan struct{})}
+	return &consoleWatch{marker: []byte(marker), copy: copy, found: make(chan struct{}), dead: make(chan struct{})}
 }
 
 // read consumes r until it ends. Only this goroutine writes the fields;
@@ -480,6 +508,11 @@ func (w *consoleWatch) read(r io.Reader, start time.Time) {
 				w.matched = true
 				w.at = time.Since(start)
 				close(w.found)
+			}
+			if !w.matched && !w.died && len(w.stuck) > 0 &&
+				bytes.Contains(w.keep[max(0, len(w.keep)-n-len(w.stuck)+1):], w.stuck) {
+				w.died = true
+				close(w.dead)
 			}
 			if len(w.keep) > 2*consoleKeep {
 				w.keep = append(w.keep[:0], w.keep[len(w.keep)-consoleKeep:]...)

@@ -127,32 +127,53 @@ func TestBootLocal(t *testing.T) {
 	}
 }
 
+// TestBootLocalZeroDisk boots a disk of zeros: each firmware says there is
+// nothing to boot, and the boot fails at once (SeaBIOS reboots, which ends
+// QEMU; UEFI falls back to its shell, whose prompt ends the boot) rather
+// than at the timeout.
 func TestBootLocalZeroDisk(t *testing.T) {
-	needQEMU(t, "amd64")
-	fi, err := os.Stat(bootDisk(t, "amd64"))
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		arch     string
+		want     error
+		console  string
+		errWords string
+	}{
+		{"amd64", ErrQEMUExited, "SeaBIOS", "not a bootable disk"},
+		{"arm64", ErrNoBootDevice, "EFI Internal Shell", "no EFI boot loader"},
 	}
-	zero := filepath.Join(t.TempDir(), "zero.raw")
-	if err := os.WriteFile(zero, make([]byte, fi.Size()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	res, err := BootLocal(context.Background(), LocalOptions{Disk: zero, Arch: "amd64", Marker: testMarker(t), Timeout: time.Minute})
-	if err == nil || res.Passed {
-		t.Fatalf("a zeroed disk passed: %+v", res)
-	}
-	t.Logf("error:\n%v", err)
-	var be *BootError
-	if !errors.As(err, &be) || !errors.Is(err, ErrQEMUExited) {
-		t.Fatalf("error %v: want a *BootError for ErrQEMUExited", err)
-	}
-	for _, want := range []string{"console tail:", "not a bootable disk"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error lacks %q", want)
-		}
-	}
-	if !strings.Contains(res.ConsoleTail, "SeaBIOS") {
-		t.Errorf("console tail lacks the BIOS's words:\n%s", res.ConsoleTail)
+	for _, tt := range tests {
+		t.Run(tt.arch, func(t *testing.T) {
+			needQEMU(t, tt.arch)
+			fi, err := os.Stat(bootDisk(t, tt.arch))
+			if err != nil {
+				t.Fatal(err)
+			}
+			zero := filepath.Join(t.TempDir(), "zero.raw")
+			if err := os.WriteFile(zero, make([]byte, fi.Size()), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			const timeout = 2 * time.Minute
+			res, err := BootLocal(context.Background(), LocalOptions{Disk: zero, Arch: tt.arch, Marker: testMarker(t), Timeout: timeout})
+			if err == nil || res.Passed {
+				t.Fatalf("a zeroed disk passed: %+v", res)
+			}
+			t.Logf("error:\n%v", err)
+			var be *BootError
+			if !errors.As(err, &be) || !errors.Is(err, tt.want) {
+				t.Fatalf("error %v: want a *BootError for %v", err, tt.want)
+			}
+			if be.Elapsed >= timeout/2 {
+				t.Errorf("the boot failed after %v, not at once (timeout %v)", be.Elapsed, timeout)
+			}
+			for _, want := range []string{"console tail:", tt.errWords} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error lacks %q", want)
+				}
+			}
+			if !strings.Contains(res.ConsoleTail, tt.console) {
+				t.Errorf("console tail lacks the firmware's words %q:\n%s", tt.console, res.ConsoleTail)
+			}
+		})
 	}
 }
 
