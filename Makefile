@@ -53,8 +53,9 @@ vet:
 	$(GO) vet ./...
 
 ## docs-cli: the command reference in docs/cli, generated from the commands
-docs-cli:
-	$(GO) run ./plugins/docs/kubectl-containerdisk-docs cli --dir docs/cli
+## (docs cli asks each binary in bin/ for its own pages)
+docs-cli: build
+	$(BIN)/kubectl-containerdisk-docs cli --dir docs/cli
 
 ## release: archives of the seven binaries per platform and the krew
 ## manifest, in dist/VERSION (VERSION=vX.Y.Z)

@@ -2,22 +2,22 @@ package docs
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
+	"os/exec"
 	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
-	"github.com/containerdisk/kubectl-containerdisk/plugins/build"
-	"github.com/containerdisk/kubectl-containerdisk/plugins/gather"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/dispatch"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
-	"github.com/containerdisk/kubectl-containerdisk/plugins/mirror"
-	"github.com/containerdisk/kubectl-containerdisk/plugins/push"
-	"github.com/containerdisk/kubectl-containerdisk/plugins/verify"
 )
+
+// siblings are the subcommands whose binaries write their own pages: the
+// docs binary does not link their code.
+var siblings = []string{"gather", "build", "push", "verify", "mirror"}
 
 type cliOptions struct {
 	dir string
@@ -32,7 +32,10 @@ func newCLICommand(streams cli.Streams) *cobra.Command {
 themselves: name, synopsis, usage, flags, examples and subcommands. The
 pages do not depend on the machine they are written on (defaults below the
 home directory are shown as ~), so that a check can regenerate them and
-compare. Each file written is printed on stdout.`,
+compare. Each file written is printed on stdout.
+
+Each subcommand's binary (kubectl-containerdisk-SUBCOMMAND, beside this one
+or on PATH) is asked for its own pages.`,
 		Example: `  kubectl containerdisk docs cli --dir docs/cli`,
 		Args:    cli.ExactArgs(0),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
@@ -42,7 +45,24 @@ compare. Each file written is printed on stdout.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			files := Reference(SuiteCommand())
+			self, _ := os.Executable()
+			files, err := SuiteReference(func(name string) ([]byte, error) {
+				path, err := dispatch.Find(name, self, exec.LookPath)
+				if err != nil {
+					return nil, err
+				}
+				var stderr bytes.Buffer
+				c := exec.CommandContext(cmd.Context(), path, cli.ReferenceArg)
+				c.Stderr = &stderr
+				out, err := c.Output()
+				if err != nil {
+					return nil, fmt.Errorf("%s %s: %w: %s", path, cli.ReferenceArg, err, strings.TrimSpace(stderr.String()))
+				}
+				return out, nil
+			})
+			if err != nil {
+				return err
+			}
 			if err := writeFiles(opts.dir, files); err != nil {
 				return fmt.Errorf("writing the reference: %w", err)
 			}
@@ -56,101 +76,40 @@ compare. Each file written is printed on stdout.`,
 	return cmd
 }
 
-// SuiteCommand returns the command tree of the whole suite, as kubectl
-// shows it: "kubectl containerdisk" with every subcommand below it.
-func SuiteCommand() *cobra.Command {
-	discard := cli.Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}
-	root := &cobra.Command{
-		Use:   "containerdisk",
-		Short: "Gather, build, push, verify, mirror and document KubeVirt containerdisks",
-		Long: `kubectl containerdisk is a suite of kubectl plugins, one binary each,
-kubectl-containerdisk-SUBCOMMAND, that turn the cloud images of the curated
-distributions into KubeVirt containerdisks and keep them published.`,
-		Annotations: map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl containerdisk"},
-	}
-	for _, newCmd := range []func(cli.Streams) *cobra.Command{
-		gather.NewCommand, build.NewCommand, push.NewCommand, verify.NewCommand, mirror.NewCommand, NewCommand,
-	} {
-		root.AddCommand(newCmd(discard))
-	}
-	return root
-}
-
-// Reference renders a Markdown page for root and every command below it,
-// keyed by file name.
-func Reference(root *cobra.Command) map[string][]byte {
+// SuiteReference renders the pages of the whole suite, keyed by file name:
+// each sibling's own, which ask gives (the JSON its binary writes for
+// cli.ReferenceArg), the docs command's, and the root page listing them.
+func SuiteReference(ask func(name string) ([]byte, error)) (map[string][]byte, error) {
 	files := map[string][]byte{}
-	var walk func(*cobra.Command)
-	walk = func(c *cobra.Command) {
-		files[fileName(c)] = commandPage(c)
-		for _, sub := range c.Commands() {
-			if sub.IsAvailableCommand() {
-				walk(sub)
-			}
+	root := cli.SuiteRoot()
+	add := func(name string, ref cli.SubcommandReference) {
+		root.AddCommand(&cobra.Command{Use: name, Short: ref.Short, Run: func(*cobra.Command, []string) {}})
+		for file, page := range ref.Pages {
+			files[file] = []byte(page)
 		}
 	}
-	walk(root)
-	return files
-}
-
-func fileName(c *cobra.Command) string {
-	return strings.ReplaceAll(c.CommandPath(), " ", "_") + ".md"
-}
-
-func commandPage(c *cobra.Command) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, "# %s\n\n%s\n\n", c.CommandPath(), c.Short)
-	if c.Long != "" {
-		fmt.Fprintf(&b, "## Synopsis\n\n%s\n\n", strings.TrimSpace(c.Long))
-	}
-	if c.Runnable() {
-		fmt.Fprintf(&b, "```\n%s\n```\n\n", c.UseLine())
-	}
-	if c.Example != "" {
-		fmt.Fprintf(&b, "## Examples\n\n```\n%s\n```\n\n", strings.TrimRight(c.Example, "\n"))
-	}
-	if fs := c.NonInheritedFlags(); fs.HasAvailableFlags() {
-		fmt.Fprintf(&b, "## Options\n\n```\n%s```\n\n", flagUsages(fs))
-	}
-	if fs := c.InheritedFlags(); fs.HasAvailableFlags() {
-		fmt.Fprintf(&b, "## Options inherited from parent commands\n\n```\n%s```\n\n", flagUsages(fs))
-	}
-	var subs []*cobra.Command
-	for _, sub := range c.Commands() {
-		if sub.IsAvailableCommand() {
-			subs = append(subs, sub)
+	for _, name := range siblings {
+		out, err := ask(name)
+		if err != nil {
+			return nil, fmt.Errorf("reading the reference of %s: %w", name, err)
 		}
-	}
-	if len(subs) > 0 {
-		b.WriteString("## Subcommands\n\n")
-		for _, sub := range subs {
-			fmt.Fprintf(&b, "* [%s](%s) — %s\n", sub.CommandPath(), fileName(sub), sub.Short)
+		var ref cli.SubcommandReference
+		if err := json.Unmarshal(out, &ref); err != nil || len(ref.Pages) == 0 {
+			return nil, fmt.Errorf("reading the reference of %s: expected the JSON of its pages, got %q (%v); is its binary from the same release?", name, truncate(out, 80), err)
 		}
-		b.WriteString("\n")
+		add(name, ref)
 	}
-	if c.HasParent() {
-		p := c.Parent()
-		fmt.Fprintf(&b, "## See also\n\n* [%s](%s) — %s\n", p.CommandPath(), fileName(p), p.Short)
-	}
-	return append(bytes.TrimRight(b.Bytes(), "\n"), '\n')
+	add("docs", cli.ReferenceOf(NewCommand))
+	rootFile := cli.ReferenceFile(root)
+	files[rootFile] = cli.Reference(root)[rootFile]
+	return files, nil
 }
 
-// flagUsages is FlagUsages with defaults that name this machine's home,
-// cache or temporary directory written as on any machine.
-func flagUsages(fs *pflag.FlagSet) string {
-	var repl []string
-	if d, err := os.UserCacheDir(); err == nil {
-		repl = append(repl, d, "~/.cache")
+func truncate(b []byte, n int) string {
+	if len(b) > n {
+		return string(b[:n]) + "…"
 	}
-	if d, err := os.UserHomeDir(); err == nil && d != "/" {
-		repl = append(repl, d, "~")
-	}
-	if d := filepath.Clean(os.TempDir()); d != "/tmp" {
-		repl = append(repl, d, "/tmp")
-	}
-	r := strings.NewReplacer(repl...)
-	fs.VisitAll(func(f *pflag.Flag) { f.DefValue = r.Replace(f.DefValue) })
-	return fs.FlagUsagesWrapped(0)
+	return string(b)
 }
 
 func sortedKeys(m map[string][]byte) []string {

@@ -74,33 +74,6 @@ func TestGenerate(t *testing.T) {
 	}
 }
 
-func TestCLIReferenceIsStable(t *testing.T) {
-	first, second := Reference(SuiteCommand()), Reference(SuiteCommand())
-	if len(first) != len(second) {
-		t.Fatalf("%d pages, then %d", len(first), len(second))
-	}
-	for name, data := range first {
-		if !bytes.Equal(data, second[name]) {
-			t.Errorf("%s differs between runs", name)
-		}
-	}
-	for _, want := range []string{"gather", "build", "push", "verify", "verify_promote", "mirror", "docs", "docs_generate", "docs_publish", "docs_cli"} {
-		if _, ok := first["kubectl_containerdisk_"+want+".md"]; !ok {
-			t.Errorf("no page for %s", want)
-		}
-	}
-	dir := t.TempDir()
-	if code, _, stderr := run(t, "cli", "--dir", dir); code != 0 {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	for name, data := range first {
-		got, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil || !bytes.Equal(got, data) {
-			t.Errorf("%s on disk differs from Reference (%v)", name, err)
-		}
-	}
-}
-
 const token = "s3cret-token-value"
 
 // fakeQuay implements the repository endpoints publish uses.

@@ -147,6 +147,9 @@ func Main(newCmd func(Streams) *cobra.Command) int {
 
 // Run is Main for tests: it runs the command with the given arguments.
 func Run(ctx context.Context, streams Streams, name string, args []string, newCmd func(Streams) *cobra.Command) int {
+	if len(args) == 1 && args[0] == ReferenceArg {
+		return WriteReference(streams, newCmd)
+	}
 	cmd := newCmd(streams)
 	Prepare(cmd, name, streams)
 	cmd.SetArgs(args)
