@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
@@ -110,20 +111,90 @@ type Layers struct {
 }
 
 // Build validates every disk, builds one image per disk and, for several
-// disks, an index over them, and pushes all of it to dst. Nothing is
-// tagged: the caller tags Result.Root once every part is in place.
+// disks, an index over them, and pushes all of it to dst. Bad input is
+// refused before anything is written: when every disk was verified
+// already (Disk.Verified), packing cannot find it bad, and each image is
+// pushed while the next disk is packed; otherwise every layer is made, and
+// its checksum checked, before the first push. Nothing is tagged: the
+// caller tags Result.Root once every part is in place.
 func Build(ctx context.Context, dst Storage, disks []Disk, opts Options) (Result, error) {
-	l, err := MakeLayers(ctx, disks, opts)
+	l, err := newLayers(disks, opts)
 	if err != nil {
 		return Result{}, err
 	}
 	defer l.Close()
+	if !slices.ContainsFunc(l.disks, func(d Disk) bool { return !d.Verified }) {
+		return l.packAndPush(ctx, dst)
+	}
+	for i := range l.disks {
+		if err := l.pack(ctx, i); err != nil {
+			return Result{}, err
+		}
+	}
 	return l.Push(ctx, dst)
+}
+
+// packAndPush packs the disks one after another and pushes each image as
+// soon as its layer is made, then the index.
+func (l *Layers) packAndPush(ctx context.Context, dst Storage) (Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	images := make([]Image, len(l.disks))
+	errs := make([]error, len(l.disks))
+	var wg sync.WaitGroup
+	var packErr error
+	for i := range l.disks {
+		if packErr = l.pack(ctx, i); packErr != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			images[i], errs[i] = pushImage(ctx, dst, l.disks[i], l.infos[i], l.layers[i], l.opts)
+			if errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	// A push that failed cancelled the packing: its error is the cause.
+	for _, err := range errs {
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	if packErr != nil {
+		return Result{}, packErr
+	}
+	res := Result{Images: images}
+	if len(images) == 1 {
+		res.Root = images[0].Manifest
+		return res, nil
+	}
+	var err error
+	res.Root, err = pushIndex(ctx, dst, images, l.opts)
+	return res, err
 }
 
 // MakeLayers validates every disk and packs each into its layer, verifying
 // the checksums. A bad disk is refused before any layer is made.
 func MakeLayers(ctx context.Context, disks []Disk, opts Options) (*Layers, error) {
+	l, err := newLayers(disks, opts)
+	if err != nil {
+		return nil, err
+	}
+	for i := range l.disks {
+		if err := l.pack(ctx, i); err != nil {
+			l.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// newLayers checks the options and the disks, and orders the disks; no
+// layer is packed yet.
+func newLayers(disks []Disk, opts Options) (*Layers, error) {
 	if opts.Format == "" {
 		opts.Format = FormatOCI
 	}
@@ -149,23 +220,22 @@ func MakeLayers(ctx context.Context, disks []Disk, opts Options) (*Layers, error
 	}
 	opts.Created = opts.Created.UTC().Truncate(time.Second)
 
-	l := &Layers{disks: prepared, infos: infos, layers: make([]*layer, len(prepared)), opts: opts}
-	for i, d := range prepared {
-		if err := ctx.Err(); err != nil {
-			l.Close()
-			return nil, err
-		}
-		var progress io.Writer
-		if opts.Progress != nil {
-			progress = opts.Progress(d, infos[i].Size)
-		}
-		l.layers[i], err = writeLayer(ctx, d, d.Name, opts.Compression, opts.TempDir, progress)
-		if err != nil {
-			l.Close()
-			return nil, err
-		}
+	return &Layers{disks: prepared, infos: infos, layers: make([]*layer, len(prepared)), opts: opts}, nil
+}
+
+// pack writes the layer of disk i, checking its checksum.
+func (l *Layers) pack(ctx context.Context, i int) error {
+	if err := ctx.Err(); err != nil {
+		return err
 	}
-	return l, nil
+	d := l.disks[i]
+	var progress io.Writer
+	if l.opts.Progress != nil {
+		progress = l.opts.Progress(d, l.infos[i].Size)
+	}
+	var err error
+	l.layers[i], err = writeLayer(ctx, d, d.Name, l.opts.Compression, l.opts.TempDir, progress)
+	return err
 }
 
 // Close removes the temporary layer files.

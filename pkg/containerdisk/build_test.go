@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -364,5 +365,111 @@ func TestBuildPerDiskMetadata(t *testing.T) {
 		if cfg.Architecture == "arm64" && cfg.Config.Labels[containerdisk.LabelChecksum] != given.String() {
 			t.Errorf("arm64 checksum label = %q, want the verified %s", cfg.Config.Labels[containerdisk.LabelChecksum], given)
 		}
+	}
+}
+
+// pushRecorder is a layout that records the order of the blobs pushed to
+// it, and fails the push of one of them when told to.
+type pushRecorder struct {
+	*oci.Store
+	mu     sync.Mutex
+	pushed []string
+	fail   func(ocispec.Descriptor) error
+}
+
+func (p *pushRecorder) Push(ctx context.Context, d ocispec.Descriptor, r io.Reader) error {
+	if p.fail != nil {
+		if err := p.fail(d); err != nil {
+			return err
+		}
+	}
+	p.mu.Lock()
+	p.pushed = append(p.pushed, d.MediaType)
+	p.mu.Unlock()
+	return p.Store.Push(ctx, d, r)
+}
+
+// TestBuildVerifiedDisksPushWhilePacking: with verified disks, the first
+// image is pushed while the second disk is packed, and the result is the
+// one of packing everything first.
+func TestBuildVerifiedDisksPushWhilePacking(t *testing.T) {
+	amd64, arm64 := disks(t)
+	given := func(n int) containerdisk.Checksum {
+		return containerdisk.Checksum{Algorithm: "sha256", Hex: fmt.Sprintf("%064x", n)}
+	}
+	input := []containerdisk.Disk{
+		{Architecture: "amd64", Path: amd64, Checksum: given(1), Verified: true},
+		{Architecture: "arm64", Path: arm64, Checksum: given(2), Verified: true},
+	}
+	opts := containerdisk.Options{Version: "1", Created: time.Unix(0, 0), TempDir: t.TempDir()}
+
+	// While arm64 is being packed (its progress writer is asked for), the
+	// amd64 layer is already in the store.
+	rec := &pushRecorder{Store: layout(t)}
+	var atArm64 []string
+	opts.Progress = func(d containerdisk.Disk, _ int64) io.Writer {
+		if d.Architecture == "arm64" {
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				rec.mu.Lock()
+				atArm64 = slices.Clone(rec.pushed)
+				rec.mu.Unlock()
+				if slices.Contains(atArm64, ocispec.MediaTypeImageManifest) || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+		return io.Discard
+	}
+	res, err := containerdisk.Build(context.Background(), rec, input, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(atArm64, ocispec.MediaTypeImageLayerGzip) || !slices.Contains(atArm64, ocispec.MediaTypeImageManifest) {
+		t.Errorf("when arm64's packing began, the store had %q: want amd64's layer and manifest", atArm64)
+	}
+
+	if tmp, _ := os.ReadDir(opts.TempDir); len(tmp) != 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
+
+	opts.Progress = nil
+	l, err := containerdisk.MakeLayers(context.Background(), input, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	want, err := l.Push(context.Background(), layout(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Root.Digest != want.Root.Digest {
+		t.Errorf("root %s, want %s as when everything is packed first", res.Root.Digest, want.Root.Digest)
+	}
+}
+
+// TestBuildPushFailureStopsPacking: a failed push is the error, not the
+// cancellation it causes, and nothing is left behind.
+func TestBuildPushFailureStopsPacking(t *testing.T) {
+	amd64, arm64 := disks(t)
+	sum := containerdisk.Checksum{Algorithm: "sha256", Hex: fmt.Sprintf("%064x", 3)}
+	refused := errors.New("the registry refused the layer")
+	rec := &pushRecorder{Store: layout(t), fail: func(d ocispec.Descriptor) error {
+		if d.MediaType == ocispec.MediaTypeImageLayerGzip {
+			return refused
+		}
+		return nil
+	}}
+	tmp := t.TempDir()
+	_, err := containerdisk.Build(context.Background(), rec, []containerdisk.Disk{
+		{Architecture: "amd64", Path: amd64, Checksum: sum, Verified: true},
+		{Architecture: "arm64", Path: arm64, Checksum: sum, Verified: true},
+	}, containerdisk.Options{Created: time.Unix(0, 0), TempDir: tmp})
+	if !errors.Is(err, refused) {
+		t.Errorf("error %v, want the push's", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }

@@ -87,39 +87,31 @@ func (b *Builder) Download(ctx context.Context, g catalog.Group) ([]containerdis
 	return disks, results, nil
 }
 
-// Layers downloads the group and packs it into layers, checking every disk.
-func (b *Builder) Layers(ctx context.Context, g catalog.Group) (*containerdisk.Layers, []upstream.Downloaded, error) {
-	disks, dl, err := b.Download(ctx, g)
+// Build downloads the group and writes the images and, for several
+// architectures, the index to dst, pushing each image while the next
+// architecture is packed. Nothing is tagged: the caller tags Result.Root
+// once everything is in place.
+func (b *Builder) Build(ctx context.Context, g catalog.Group, dst containerdisk.Storage) (containerdisk.Result, error) {
+	disks, _, err := b.Download(ctx, g)
 	if err != nil {
-		return nil, nil, err
+		return containerdisk.Result{}, err
 	}
+	res, err := containerdisk.Build(ctx, dst, disks, b.options(g))
+	if err != nil {
+		return res, fmt.Errorf("writing %s: %w", g.Key(), err)
+	}
+	return res, nil
+}
+
+// options are the build options of the group's images.
+func (b *Builder) options(g catalog.Group) containerdisk.Options {
 	opts := b.Options
 	first := g.Releases[0]
 	opts.Version = g.Version
 	opts.Source = first.URL
 	opts.Instancetype = first.Metadata.Instancetype
 	opts.Preference = first.Metadata.Preference
-	l, err := containerdisk.MakeLayers(ctx, disks, opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", g.Key(), err)
-	}
-	return l, dl, nil
-}
-
-// Build downloads the group, packs it and writes the images and, for
-// several architectures, the index to dst. Nothing is tagged: the caller
-// tags Result.Root once everything is in place.
-func (b *Builder) Build(ctx context.Context, g catalog.Group, dst containerdisk.Storage) (containerdisk.Result, error) {
-	layers, _, err := b.Layers(ctx, g)
-	if err != nil {
-		return containerdisk.Result{}, err
-	}
-	defer layers.Close()
-	res, err := layers.Push(ctx, dst)
-	if err != nil {
-		return res, fmt.Errorf("writing %s: %w", g.Key(), err)
-	}
-	return res, nil
+	return opts
 }
 
 // DiskName is the file name under disk/ in the image: the upstream file's
