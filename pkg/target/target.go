@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -178,9 +179,9 @@ type RemoteOptions struct {
 
 // Open opens the reference as a target to write to. Layout directories
 // are created when missing. A registry repository is an
-// *upload.Repository: its blobs go up in chunks from 64 MiB on, and an
-// upload cut midway is resumed from what the registry holds (told to
-// opts.Log).
+// *upload.Repository: each blob goes up in one PUT, as most clients send
+// them (some registries take no chunks), and an upload cut midway is
+// resumed from what the registry holds (told to opts.Log).
 func Open(ctx context.Context, ref Reference, opts RemoteOptions) (oras.GraphTarget, error) {
 	if ref.Kind == KindLayout {
 		return OpenLayout(ctx, ref.Path)
@@ -195,7 +196,7 @@ func Open(ctx context.Context, ref Reference, opts RemoteOptions) (oras.GraphTar
 			opts.Log("upload of blob %s (%d bytes) to %s was cut: resuming at byte %d", d.Digest, d.Size, ref, off)
 		}
 	}
-	return upload.NewRepository(repo, upload.Uploader{OnResume: onResume}), nil
+	return upload.NewRepository(repo, upload.Uploader{LargeBlob: math.MaxInt64, OnResume: onResume}), nil
 }
 
 // OpenSource opens the reference for reading. Unlike Open, it never

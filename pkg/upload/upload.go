@@ -126,7 +126,8 @@ func (u *Uploader) Upload(ctx context.Context, desc ocispec.Descriptor, mountFro
 		return false, fmt.Errorf("uploading blob %s: %w", desc.Digest, err)
 	}
 	chunk := max(orDefault(u.ChunkSize, DefaultChunkSize), s.minChunk)
-	whole := desc.Size < orDefault(u.LargeBlob, DefaultLargeBlob)
+	large := desc.Size >= orDefault(u.LargeBlob, DefaultLargeBlob)
+	whole := !large
 	var off int64
 	// failures counts the failures since the registry last held more.
 	failures, best := 0, int64(0)
@@ -154,9 +155,6 @@ func (u *Uploader) Upload(ctx context.Context, desc ocispec.Descriptor, mountFro
 		if b.err != nil || ctx.Err() != nil || !resumable(err) {
 			return fail(err)
 		}
-		// From here the blob goes in chunks, whatever its size: the
-		// registry may hold part of it.
-		whole = false
 		for {
 			if failures++; failures > maxUploadFailures {
 				return fail(fmt.Errorf("giving up after %d failures in a row at byte %d: %w", failures-1, off, err))
@@ -194,6 +192,10 @@ func (u *Uploader) Upload(ctx context.Context, desc ocispec.Descriptor, mountFro
 			s.loc, off = s2.loc, 0
 			break
 		}
+		// What the registry holds is gone on with in chunks; from
+		// nothing, the blob goes as at first, for the registries that
+		// take no chunks (such as Google's Artifact Registry).
+		whole = !large && off == 0
 		if off > best {
 			failures, best = 0, off
 		}

@@ -4,7 +4,14 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log"
+	"math"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -144,5 +151,77 @@ func TestFailedUploadLetsTheNextOneTry(t *testing.T) {
 	}
 	if ok, err := repository(t, reg, "b").Blobs().Exists(ctx, desc); err != nil || !ok {
 		t.Errorf("b lacks the blob: %v", err)
+	}
+}
+
+// TestUploadRestartsWholeWhereChunksAreRefused puts a registry behind a
+// proxy that behaves like a registry taking no chunks and keeping no
+// upload state (PATCH refused, upload status unknown): when the one PUT of
+// a blob is cut midway, the upload starts again, in one PUT.
+func TestUploadRestartsWholeWhereChunksAreRefused(t *testing.T) {
+	ctx := t.Context()
+	reg := testregistry.New(t)
+	data, desc := blob(t, 2<<20)
+	backend := &url.URL{Scheme: "http", Host: reg.Host}
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(backend)
+			pr.Out.Host = pr.In.Host
+		},
+		ErrorHandler: func(http.ResponseWriter, *http.Request, error) { panic(http.ErrAbortHandler) },
+		ErrorLog:     log.New(io.Discard, "", 0),
+	}
+	var mu sync.Mutex
+	var seen []string
+	puts := 0
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upload := strings.Contains(r.URL.Path, "/blobs/uploads/")
+		mu.Lock()
+		if upload {
+			seen = append(seen, r.Method)
+		}
+		if upload && r.Method == http.MethodPut {
+			puts++
+			if puts == 1 {
+				r.Body = testregistry.CutAfter(r.Body, desc.Size/2)
+			}
+		}
+		mu.Unlock()
+		switch {
+		case upload && r.Method == http.MethodPatch:
+			http.Error(w, `{"errors":[{"code":"UNSUPPORTED","message":"chunked uploads are not supported"}]}`, http.StatusMethodNotAllowed)
+		case upload && r.Method == http.MethodGet:
+			http.Error(w, `{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"upload unknown"}]}`, http.StatusNotFound)
+		default:
+			rp.ServeHTTP(w, r)
+		}
+	}))
+	proxy.Config.ErrorLog = log.New(io.Discard, "", 0)
+	defer proxy.Close()
+
+	repo, err := remote.NewRepository(strings.TrimPrefix(proxy.URL, "http://") + "/disks/fedora")
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo.PlainHTTP = true
+	var resumed []int64
+	u := &upload.Uploader{Repo: repo, LargeBlob: math.MaxInt64, OnResume: func(_ ocispec.Descriptor, off int64) { resumed = append(resumed, off) }}
+	if _, err := u.Upload(ctx, desc, nil, plainOpener(data)); err != nil {
+		t.Fatalf("upload: %v (requests %q)", err, seen)
+	}
+	if slices.Contains(seen, http.MethodPatch) {
+		t.Errorf("requests %q: a PATCH was sent to a registry that takes none", seen)
+	}
+	if puts != 2 || !slices.Equal(resumed, []int64{0}) {
+		t.Errorf("%d PUTs, resumed at %v; want the cut PUT, then the whole blob again from 0", puts, resumed)
+	}
+	rc, err := repository(t, reg, "disks/fedora").Blobs().Fetch(ctx, desc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data) {
+		t.Errorf("the registry holds %d other bytes", len(got))
 	}
 }
