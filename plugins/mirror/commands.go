@@ -88,6 +88,9 @@ func cronArgs(opts *mirrorOptions) []string {
 	if opts.platformMode != "" {
 		args = append(args, "--platform-mode", opts.platformMode)
 	}
+	if opts.chunk > 0 {
+		args = append(args, "--chunk-size", opts.chunkSize)
+	}
 	return args
 }
 

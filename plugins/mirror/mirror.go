@@ -7,7 +7,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,6 +32,8 @@ type mirrorOptions struct {
 	workers        int
 	maxConcurrency int
 	retries        int
+	chunkSize      string
+	chunk          int64 // chunkSize parsed; 0 for one PUT per blob
 	platforms      []string
 	platformMode   string
 	interval       time.Duration
@@ -57,8 +62,9 @@ source path.
 What the target already has is found with HEAD requests only; blobs in
 another repository of the target registry are mounted; blobs stream without
 temporary files; requests are retried with backoff on 429, 5xx and resets,
-honouring Retry-After; big blobs upload in chunks and resume after a dropped
-connection. Tags are written after everything they point to is in place.
+honouring Retry-After; each blob goes up in one PUT (or in chunks of
+--chunk-size) and an upload cut midway goes on from what the registry holds.
+Tags are written after everything they point to is in place.
 
 Platform filtering keeps the chosen architectures: --platform-mode rewrite
 (the default, accepted by every registry) writes a new index of only those
@@ -97,6 +103,11 @@ the exit status is then 1. --dry-run prints the plan.`,
 			if opts.workers < 1 {
 				return cli.Usagef("--workers %d: expected at least 1", opts.workers)
 			}
+			chunk, err := parseChunkSize(opts.chunkSize)
+			if err != nil {
+				return err
+			}
+			opts.chunk = chunk
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -111,6 +122,7 @@ the exit status is then 1. --dry-run prints the plan.`,
 	fs.IntVar(&opts.workers, "workers", 4, "images copied at once")
 	fs.IntVar(&opts.maxConcurrency, "max-concurrency", 8, "requests at once per registry host")
 	fs.IntVar(&opts.retries, "retries", 5, "retries of a request that failed with 429, 5xx or a reset")
+	fs.StringVar(&opts.chunkSize, "chunk-size", "0", "upload blobs larger than this in chunks of this size (e.g. 64Mi, for a proxy that caps request bodies); 0 sends each blob in one PUT")
 	fs.StringArrayVar(&opts.platforms, "platform", nil, "keep only these platforms (amd64, linux/arm64), for units that name none; repeatable")
 	fs.StringVar(&opts.platformMode, "platform-mode", "", "how platforms are filtered: rewrite (default) or sparse")
 	fs.DurationVar(&opts.interval, "interval", 0, "run again every interval (e.g. 1h), as a long-lived process")
@@ -301,4 +313,25 @@ func plan(ctx context.Context, u mirror.Unit, t *targets, status *option.Status)
 		}
 	}
 	return items, failed
+}
+
+// parseChunkSize reads --chunk-size: a size with an optional binary suffix
+// (Ki, Mi, Gi), at least 1Mi, or 0.
+func parseChunkSize(v string) (int64, error) {
+	bad := cli.Usagef("--chunk-size %q: expected a size such as 16Mi or 64Mi (at least 1Mi), or 0 to send each blob in one PUT", v)
+	num, mult := v, int64(1)
+	for suffix, m := range map[string]int64{"Ki": 1 << 10, "Mi": 1 << 20, "Gi": 1 << 30} {
+		if n, ok := strings.CutSuffix(v, suffix); ok {
+			num, mult = n, m
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, bad
+	}
+	n *= mult
+	if n != 0 && n < 1<<20 {
+		return 0, bad
+	}
+	return n, nil
 }
