@@ -50,10 +50,10 @@ type CopyOptions struct {
 	// It may be called from several goroutines at once.
 	OnEvent func(Event)
 	// LargeBlob is the size from which a blob goes to a registry in
-	// chunks, each resumable (upload.DefaultLargeBlob when zero); ChunkSize
-	// is their size (upload.DefaultChunkSize when zero), raised to the registry's
-	// OCI-Chunk-Min-Length. Smaller blobs go in one PUT, resumed in chunks
-	// should it fail midway.
+	// chunks, each resumable; when zero, every blob goes in one PUT.
+	// ChunkSize is their size (upload.DefaultChunkSize when zero), raised
+	// to the registry's OCI-Chunk-Min-Length. A PUT cut midway is resumed
+	// in chunks from what the registry holds.
 	LargeBlob, ChunkSize int64
 }
 

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"math"
 	"net"
 	"net/http"
 	"os"
@@ -196,7 +195,7 @@ func Open(ctx context.Context, ref Reference, opts RemoteOptions) (oras.GraphTar
 			opts.Log("upload of blob %s (%d bytes) to %s was cut: resuming at byte %d", d.Digest, d.Size, ref, off)
 		}
 	}
-	return upload.NewRepository(repo, upload.Uploader{LargeBlob: math.MaxInt64, OnResume: onResume}), nil
+	return upload.NewRepository(repo, upload.Uploader{OnResume: onResume}), nil
 }
 
 // OpenSource opens the reference for reading. Unlike Open, it never

@@ -28,11 +28,9 @@ import (
 	"oras.land/oras-go/v2/registry/remote/errcode"
 )
 
-// Defaults of Uploader.LargeBlob and Uploader.ChunkSize.
-const (
-	DefaultLargeBlob = 64 << 20
-	DefaultChunkSize = 16 << 20
-)
+// DefaultChunkSize is the size of the chunks of Uploader.ChunkSize when
+// it is zero.
+const DefaultChunkSize = 16 << 20
 
 // Limits of the retries of the upload and of the source stream: how many
 // failures in a row, without a byte of progress, are given up on.
@@ -48,8 +46,9 @@ type Opener func(ctx context.Context, offset int64) (io.ReadCloser, error)
 
 // Uploader sends blobs to a registry repository with the upload protocol
 // of the distribution spec: POST to open an upload (or to mount), then
-// either one PUT with the whole blob, for blobs below large, or PATCHes of
-// chunk bytes and a closing PUT. When a request fails midway, it asks the
+// either one PUT with the whole blob, as most clients send them (some
+// registries take no chunks), or, from LargeBlob on, PATCHes of chunk
+// bytes and a closing PUT. When a request fails midway, it asks the
 // registry how much of the upload it holds (GET of the upload URL, whose
 // Range header says) and goes on from there, instead of starting again;
 // the source is read again from there too, with a range request when it
@@ -62,11 +61,11 @@ type Opener func(ctx context.Context, offset int64) (io.ReadCloser, error)
 type Uploader struct {
 	// Repo is the repository the blobs go to.
 	Repo *remote.Repository
-	// LargeBlob is the size from which a blob goes in chunks
-	// (DefaultLargeBlob when zero); ChunkSize is their size
+	// LargeBlob is the size from which a blob goes in chunks; when zero,
+	// every blob goes in one PUT. ChunkSize is their size
 	// (DefaultChunkSize when zero), raised to the registry's
-	// OCI-Chunk-Min-Length. Smaller blobs go in one PUT, resumed in chunks
-	// should it fail midway.
+	// OCI-Chunk-Min-Length. A PUT cut midway is resumed in chunks from
+	// what the registry holds.
 	LargeBlob, ChunkSize int64
 	// OnResume, when set, is told where an interrupted upload goes on.
 	OnResume func(desc ocispec.Descriptor, offset int64)
@@ -126,7 +125,7 @@ func (u *Uploader) Upload(ctx context.Context, desc ocispec.Descriptor, mountFro
 		return false, fmt.Errorf("uploading blob %s: %w", desc.Digest, err)
 	}
 	chunk := max(orDefault(u.ChunkSize, DefaultChunkSize), s.minChunk)
-	large := desc.Size >= orDefault(u.LargeBlob, DefaultLargeBlob)
+	large := u.LargeBlob > 0 && desc.Size >= u.LargeBlob
 	whole := !large
 	var off int64
 	// failures counts the failures since the registry last held more.

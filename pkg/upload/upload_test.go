@@ -5,7 +5,6 @@ import (
 	"context"
 	"io"
 	"log"
-	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -205,7 +204,7 @@ func TestUploadRestartsWholeWhereChunksAreRefused(t *testing.T) {
 	}
 	repo.PlainHTTP = true
 	var resumed []int64
-	u := &upload.Uploader{Repo: repo, LargeBlob: math.MaxInt64, OnResume: func(_ ocispec.Descriptor, off int64) { resumed = append(resumed, off) }}
+	u := &upload.Uploader{Repo: repo, OnResume: func(_ ocispec.Descriptor, off int64) { resumed = append(resumed, off) }}
 	if _, err := u.Upload(ctx, desc, nil, plainOpener(data)); err != nil {
 		t.Fatalf("upload: %v (requests %q)", err, seen)
 	}

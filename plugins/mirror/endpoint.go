@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -317,12 +316,9 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 		Platforms: it.unit.Platforms,
 		Mode:      it.unit.PlatformMode,
 		DryRun:    opts.dryRun,
-		// One PUT per blob, as most clients send them (some registries
-		// take no chunks), unless --chunk-size asks for chunks.
-		LargeBlob: math.MaxInt64,
-	}
-	if opts.chunk > 0 {
-		copts.LargeBlob, copts.ChunkSize = opts.chunk, opts.chunk
+		// One PUT per blob unless --chunk-size asks for chunks.
+		LargeBlob: opts.chunk,
+		ChunkSize: opts.chunk,
 	}
 	var reg, repo string
 	if !it.dst.isLayout() {
