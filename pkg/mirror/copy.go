@@ -20,6 +20,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/errcode"
 
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
@@ -450,7 +451,7 @@ func (c *copier) copyGraph(ctx context.Context, sel *selection) error {
 				// Its bytes are at hand, read or made.
 				return c.pushRoot(ctx, sel)
 			}
-			if c.up == nil || isManifest(d.MediaType) {
+			if c.up == nil || upload.IsManifest(d.MediaType) {
 				return nil
 			}
 			mounted, err := c.up.Upload(ctx, d, c.mountFrom(d), upload.FetchOpener(c.src, d))
@@ -555,7 +556,7 @@ func (c *copier) plan(ctx context.Context, sel *selection) error {
 		switch {
 		case d.Digest == sel.root.Digest && sel.children != nil:
 			succ = sel.children
-		case isManifest(d.MediaType):
+		case upload.IsManifest(d.MediaType):
 			if succ, err = content.Successors(ctx, verifiedSource{c.src}, d); err != nil {
 				return fmt.Errorf("reading %s: %w", d.Digest, err)
 			}
@@ -569,7 +570,7 @@ func (c *copier) plan(ctx context.Context, sel *selection) error {
 			c.emit(Event{Action: ActionExists, Descriptor: d})
 			return nil
 		}
-		if !isManifest(d.MediaType) && c.repo != nil {
+		if !upload.IsManifest(d.MediaType) && c.repo != nil {
 			for _, from := range c.mountFrom(d) {
 				ref := c.repo.Reference
 				ref.Repository = from
@@ -616,7 +617,7 @@ type verifiedSource struct {
 }
 
 func (s verifiedSource) Fetch(ctx context.Context, d ocispec.Descriptor) (io.ReadCloser, error) {
-	if !isManifest(d.MediaType) {
+	if !upload.IsManifest(d.MediaType) {
 		return upload.NewReader(ctx, d, upload.FetchOpener(s.ReadOnlyTarget, d))
 	}
 	rc, err := s.ReadOnlyTarget.Fetch(ctx, d)
@@ -655,16 +656,7 @@ func (r rawFetcher) Fetch(context.Context, ocispec.Descriptor) (io.ReadCloser, e
 }
 
 func isIndex(mediaType string) bool {
-	return mediaType == ocispec.MediaTypeImageIndex || mediaType == mediaTypeDockerManifestList
-}
-
-func isManifest(mediaType string) bool {
-	switch mediaType {
-	case ocispec.MediaTypeImageIndex, ocispec.MediaTypeImageManifest, mediaTypeDockerManifestList, mediaTypeDockerManifest,
-		"application/vnd.oci.artifact.manifest.v1+json":
-		return true
-	}
-	return false
+	return mediaType == ocispec.MediaTypeImageIndex || mediaType == containerdisk.MediaTypeDockerManifestList
 }
 
 // isForeignLayer reports layers that are not to be copied, as CopyGraph
@@ -672,11 +664,6 @@ func isManifest(mediaType string) bool {
 func isForeignLayer(mediaType string) bool {
 	return strings.Contains(mediaType, "nondistributable") || mediaType == "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 }
-
-const (
-	mediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
-	mediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
-)
 
 // indexPlatforms names the platforms of an index's entries, leaving out
 // those without one (attestations).

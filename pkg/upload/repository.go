@@ -42,16 +42,19 @@ func (r *Repository) Push(ctx context.Context, desc ocispec.Descriptor, content 
 // IsManifest tells manifests from blobs by media type, as the repository
 // does.
 func (r *Repository) IsManifest(desc ocispec.Descriptor) bool {
-	types := r.ManifestMediaTypes
-	if len(types) == 0 {
-		types = defaultManifestMediaTypes
+	if len(r.ManifestMediaTypes) == 0 {
+		return IsManifest(desc.MediaType)
 	}
-	return slices.Contains(types, desc.MediaType)
+	return slices.Contains(r.ManifestMediaTypes, desc.MediaType)
 }
 
-// defaultManifestMediaTypes are the manifest media types of
-// remote.Repository when it is given none.
-var defaultManifestMediaTypes = []string{
+// IsManifest reports the media types a registry repository takes as
+// manifests when it is told of none: those of remote.Repository.
+func IsManifest(mediaType string) bool {
+	return slices.Contains(manifestMediaTypes, mediaType)
+}
+
+var manifestMediaTypes = []string{
 	"application/vnd.docker.distribution.manifest.v2+json",
 	"application/vnd.docker.distribution.manifest.list.v2+json",
 	ocispec.MediaTypeImageManifest,
