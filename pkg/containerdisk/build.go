@@ -126,10 +126,8 @@ func Build(ctx context.Context, dst Storage, disks []Disk, opts Options) (Result
 	if !slices.ContainsFunc(l.disks, func(d Disk) bool { return !d.Verified }) {
 		return l.packAndPush(ctx, dst)
 	}
-	for i := range l.disks {
-		if err := l.pack(ctx, i); err != nil {
-			return Result{}, err
-		}
+	if err := l.packAll(ctx); err != nil {
+		return Result{}, err
 	}
 	return l.Push(ctx, dst)
 }
@@ -183,13 +181,21 @@ func MakeLayers(ctx context.Context, disks []Disk, opts Options) (*Layers, error
 	if err != nil {
 		return nil, err
 	}
-	for i := range l.disks {
-		if err := l.pack(ctx, i); err != nil {
-			l.Close()
-			return nil, err
-		}
+	if err := l.packAll(ctx); err != nil {
+		l.Close()
+		return nil, err
 	}
 	return l, nil
+}
+
+// packAll packs every disk, one after another.
+func (l *Layers) packAll(ctx context.Context) error {
+	for i := range l.disks {
+		if err := l.pack(ctx, i); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // newLayers checks the options and the disks, and orders the disks; no
