@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -24,8 +25,10 @@ type Quay struct {
 	APIURL string
 	// Namespace is the organization or user, e.g. containerdisks.
 	Namespace string
-	// Token is the OAuth application token, sent as a bearer token. It is
-	// never part of an error.
+	// Token is the OAuth application token, sent as a bearer token to the
+	// origin (scheme, host and port) of APIURL only: a redirect elsewhere,
+	// even to another port of the same host, goes without it. It is never
+	// part of an error.
 	Token string
 	// HTTP is the client; nil means http.DefaultClient.
 	HTTP *http.Client
@@ -146,20 +149,16 @@ func (q *Quay) do(ctx context.Context, method, repo, suffix string, in, out any)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if q.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+q.Token)
-	}
-	client := q.HTTP
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
+	resp, err := q.client(base).Do(req)
 	if err != nil {
 		return q.redact(err)
 	}
 	defer resp.Body.Close()
 	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	switch {
+	case (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) && resp.Request != nil && origin(resp.Request.URL) != origin(req.URL):
+		return fmt.Errorf("%s %s: redirected to %s, which answered %s: %w; the token is sent to %s only, never to another origin: set --api-url to the URL the API is served from",
+			method, u, redactURL(resp.Request.URL), resp.Status, ErrUnauthorized, origin(req.URL))
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("%s %s: %s: %w; check that the token file holds a Quay OAuth token with repository administration rights for %s",
 			method, u, resp.Status, ErrUnauthorized, q.Namespace)
@@ -178,6 +177,80 @@ func (q *Quay) do(ctx context.Context, method, repo, suffix string, in, out any)
 		}
 	}
 	return nil
+}
+
+// client returns the HTTP client to send a request under base with: q.HTTP
+// (or http.DefaultClient) with a transport that adds the token to each
+// request, redirects included, whose origin is base's. The header is set
+// per request, never on the first one only, because net/http copies an
+// Authorization header to a redirect to the same host name whatever its
+// port or scheme.
+func (q *Quay) client(base string) *http.Client {
+	c := http.DefaultClient
+	if q.HTTP != nil {
+		c = q.HTTP
+	}
+	if q.Token == "" {
+		return c
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return c
+	}
+	cc := *c
+	cc.Transport = &bearerTransport{next: c.Transport, origin: origin(u), token: q.Token}
+	return &cc
+}
+
+// bearerTransport sends a bearer token with the requests to one origin.
+type bearerTransport struct {
+	next   http.RoundTripper
+	origin string
+	token  string
+}
+
+func (t *bearerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	next := t.next
+	if next == nil {
+		next = http.DefaultTransport
+	}
+	if origin(req.URL) != t.origin {
+		if req.Header.Get("Authorization") == "" {
+			return next.RoundTrip(req)
+		}
+		req = req.Clone(req.Context())
+		req.Header.Del("Authorization")
+		return next.RoundTrip(req)
+	}
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+t.token)
+	return next.RoundTrip(req)
+}
+
+// origin is a URL's scheme, host and port, the port written out even when
+// it is the scheme's default, so that https://quay.io and
+// https://quay.io:443 are one origin.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "https":
+			port = "443"
+		case "http":
+			port = "80"
+		}
+	}
+	return scheme + "://" + strings.ToLower(u.Hostname()) + ":" + port
+}
+
+// redactURL writes u without userinfo and query, which may hold secrets.
+func redactURL(u *url.URL) string {
+	v := *u
+	v.User = nil
+	v.RawQuery = ""
+	v.Fragment = ""
+	return v.String()
 }
 
 // redact keeps the token out of an error that might quote what was sent.
