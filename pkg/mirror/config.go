@@ -33,8 +33,12 @@
 //
 // Unit keys: source and images are required, target is required unless
 // defaults sets it; platforms, platformMode and scoped may come from
-// defaults; tlsVerify, certDir and credentials belong to the unit's source.
-// YAML anchors, aliases and merge keys (<<: *common) work too.
+// defaults; tlsVerify, certDir and credentials belong to the unit's source
+// (see Unit.SourceRemote): certDir is a directory as skopeo's cert-dir
+// (*.crt certificate authorities, *.cert client certificates with their
+// *.key), and credentials log in to the source host in place of the
+// credential store. A CronJob refuses credentials in its configuration (see
+// CronJobYAML). YAML anchors, aliases and merge keys (<<: *common) work too.
 //
 // # Tag selection
 //
@@ -75,6 +79,9 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+	"oras.land/oras-go/v2/registry/remote/auth"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 )
 
 // Format is the syntax a configuration was written in.
@@ -153,9 +160,52 @@ type Unit struct {
 	Line int
 }
 
-// Credentials are a username and password for a registry.
+// Credentials are a username and password for a registry. Printed with
+// fmt (%v, %+v, %#v, %s), the password shows as "[redacted]".
 type Credentials struct {
 	Username, Password string
+}
+
+// String returns the username and a redacted password.
+func (c Credentials) String() string {
+	return fmt.Sprintf("{Username:%s Password:%s}", c.Username, c.redacted())
+}
+
+// GoString is String, for %#v.
+func (c Credentials) GoString() string { return "mirror.Credentials" + c.String() }
+
+// Format prints c as String does, whatever the verb, so that no verb
+// (%v, %+v, %#v, %q, %x) shows the password.
+func (c Credentials) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		io.WriteString(f, c.GoString())
+		return
+	}
+	io.WriteString(f, c.String())
+}
+
+func (c Credentials) redacted() string {
+	if c.Password == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// SourceRemote returns base with the unit's source keys applied, for
+// opening the unit's source registry: tlsVerify: false skips verification,
+// certDir adds its certificates (see target.RemoteOptions.CertDir) and
+// credentials log in to the source host.
+func (u Unit) SourceRemote(base target.RemoteOptions) target.RemoteOptions {
+	if u.TLSVerify != nil && !*u.TLSVerify {
+		base.Insecure = true
+	}
+	if u.CertDir != "" {
+		base.CertDir = u.CertDir
+	}
+	if u.Credentials != nil {
+		base.Credential = auth.Credential{Username: u.Credentials.Username, Password: u.Credentials.Password}
+	}
+	return base
 }
 
 // ImageSpec selects tags of one repository (see Select and the package doc).
@@ -828,6 +878,11 @@ func (p *parser) platforms(n *yaml.Node, key string) []string {
 }
 
 func (p *parser) credentials(n *yaml.Node, key string) *Credentials {
+	if r := resolve(n); r.Kind == yaml.ScalarNode && r.ShortTag() != "!!null" {
+		// describe would quote it, and it may well be "user:password".
+		p.failf(r, key, "expected a mapping with the keys username and password, got a single value (not shown: it may hold a secret)")
+		return nil
+	}
 	fields, ok := p.mapping(n, key, "a mapping with the keys username and password")
 	if !ok {
 		return nil

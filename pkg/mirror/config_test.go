@@ -413,3 +413,33 @@ func TestParseConfigTarget(t *testing.T) {
 		t.Errorf("other errors still reported: %v", err)
 	}
 }
+
+// TestCredentialsStaySecret checks that no fmt verb and no parse error
+// shows a password.
+func TestCredentialsStaySecret(t *testing.T) {
+	const secret = "pa55-s3cret"
+	c := &Credentials{Username: "robot", Password: secret}
+	u := Unit{Source: "quay.io", Credentials: c}
+	for _, f := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x"} {
+		for _, v := range []any{*c, c, u, &u} {
+			if s := fmt.Sprintf(f, v); strings.Contains(s, secret) || strings.Contains(s, fmt.Sprintf("%x", secret)) {
+				t.Errorf("Sprintf(%q, %T) = %s", f, v, s)
+			}
+		}
+	}
+	if s := fmt.Sprintf("%+v", *c); s != "{Username:robot Password:[redacted]}" {
+		t.Errorf("%%+v = %s, want the username and [redacted]", s)
+	}
+	for _, data := range []string{
+		"quay.io:\n  images: {fedora: []}\n  credentials: robot:" + secret + "\n",
+		"units:\n- source: quay.io\n  target: oci:x\n  images: [{repository: fedora, tags: [\"1\"]}]\n  credentials: \"robot:" + secret + "\"\n",
+	} {
+		_, err := ParseConfig("sync.yaml", []byte(data))
+		if err == nil || !strings.Contains(err.Error(), "credentials: expected a mapping with the keys username and password, got a single value (not shown: it may hold a secret)") {
+			t.Errorf("ParseConfig: %v, want an error about credentials", err)
+		}
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("ParseConfig: the error shows the password: %v", err)
+		}
+	}
+}

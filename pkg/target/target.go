@@ -155,6 +155,17 @@ type RemoteOptions struct {
 	Insecure bool
 	// CAFile is a PEM bundle of extra certificate authorities to trust.
 	CAFile string
+	// CertDir is a directory of certificates for the registry, read as
+	// containers/image (skopeo --cert-dir) reads one: each *.crt is a PEM
+	// bundle of certificate authorities to trust besides the system's,
+	// and each *.cert is a client certificate whose key is the *.key of
+	// the same name. Other files are ignored.
+	CertDir string
+	// Credential, when it is not empty, logs in to the registry of the
+	// repository opened, in place of what the credential store holds for
+	// that host (other hosts still come from the store). Its secrets are
+	// never part of an error.
+	Credential auth.Credential
 	// RegistryConfig is a Docker config file with credentials; empty means
 	// the default ($DOCKER_CONFIG/config.json or ~/.docker/config.json).
 	RegistryConfig string
@@ -239,9 +250,9 @@ func OpenRepository(ref Reference, opts RemoteOptions) (*remote.Repository, erro
 	if opts.PlainHTTP != nil {
 		repo.PlainHTTP = *opts.PlainHTTP
 	}
-	client, err := newClient(opts)
+	client, err := newClient(opts, ref.Registry)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("opening %s: %w", ref, err)
 	}
 	repo.Client = client
 	// Scratch images and indexes of many platforms stay small; the default
@@ -249,23 +260,13 @@ func OpenRepository(ref Reference, opts RemoteOptions) (*remote.Repository, erro
 	return repo, nil
 }
 
-func newClient(opts RemoteOptions) (*auth.Client, error) {
+// newClient returns the client of a repository on the registry host.
+func newClient(opts RemoteOptions, host string) (*auth.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
-	if opts.Insecure || opts.CAFile != "" {
-		cfg := &tls.Config{InsecureSkipVerify: opts.Insecure} //nolint:gosec // asked for with --insecure
-		if opts.CAFile != "" {
-			pem, err := os.ReadFile(opts.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("reading CA file: %w", err)
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("reading CA file %q: no PEM certificate found; expected a PEM bundle such as the registry's ca.crt", opts.CAFile)
-			}
-			cfg.RootCAs = pool
+	if opts.Insecure || opts.CAFile != "" || opts.CertDir != "" {
+		cfg, err := tlsConfig(opts)
+		if err != nil {
+			return nil, err
 		}
 		transport.TLSClientConfig = cfg
 	}
@@ -280,15 +281,103 @@ func newClient(opts RemoteOptions) (*auth.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading registry credentials: %w", err)
 	}
+	cred := credential(store)
+	if opts.Credential != auth.EmptyCredential {
+		fromStore := cred
+		cred = func(ctx context.Context, hostport string) (auth.Credential, error) {
+			if hostport == host {
+				return opts.Credential, nil
+			}
+			return fromStore(ctx, hostport)
+		}
+	}
 	client := &auth.Client{
 		Client:     &http.Client{Transport: newRetryTransport(transport, opts)},
 		Cache:      auth.NewCache(),
-		Credential: credential(store),
+		Credential: cred,
 	}
 	if opts.UserAgent != "" {
 		client.SetUserAgent(opts.UserAgent)
 	}
 	return client, nil
+}
+
+// tlsConfig is the TLS configuration of opts: verification, the CA file and
+// the certificate directory.
+func tlsConfig(opts RemoteOptions) (*tls.Config, error) {
+	cfg := &tls.Config{InsecureSkipVerify: opts.Insecure} //nolint:gosec // asked for with --insecure
+	if opts.CAFile == "" && opts.CertDir == "" {
+		return cfg, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if opts.CAFile != "" {
+		pem, err := os.ReadFile(opts.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading CA file: %w", err)
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("reading CA file %q: no PEM certificate found; expected a PEM bundle such as the registry's ca.crt", opts.CAFile)
+		}
+	}
+	if opts.CertDir != "" {
+		if err := loadCertDir(opts.CertDir, cfg, pool); err != nil {
+			return nil, err
+		}
+	}
+	cfg.RootCAs = pool
+	return cfg, nil
+}
+
+// loadCertDir adds the certificates of dir to cfg as containers/image's
+// tlsclientconfig.SetupCertificates does: *.crt to the trusted authorities
+// (pool), each *.cert with its *.key as a client certificate. A directory
+// that cannot be read is an error here (containers/image skips a missing
+// one): a certificate directory was asked for by name.
+func loadCertDir(dir string, cfg *tls.Config, pool *x509.CertPool) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("reading certificate directory: %w; expected a directory of *.crt CA certificates and *.cert/*.key client pairs", err)
+	}
+	has := func(name string) bool {
+		for _, e := range entries {
+			if e.Name() == name {
+				return true
+			}
+		}
+		return false
+	}
+	for _, e := range entries {
+		name := e.Name()
+		path := filepath.Join(dir, name)
+		switch {
+		case strings.HasSuffix(name, ".crt"):
+			pem, err := os.ReadFile(path)
+			if err != nil {
+				return fmt.Errorf("reading certificate directory: %w", err)
+			}
+			if !pool.AppendCertsFromPEM(pem) {
+				return fmt.Errorf("reading certificate directory: %s: no PEM certificate found; expected the PEM certificate of a certificate authority", path)
+			}
+		case strings.HasSuffix(name, ".cert"):
+			key := strings.TrimSuffix(name, ".cert") + ".key"
+			if !has(key) {
+				return fmt.Errorf("reading certificate directory %s: the client certificate %s has no key %s (a CA certificate is named *.crt)", dir, name, key)
+			}
+			pair, err := tls.LoadX509KeyPair(path, filepath.Join(dir, key))
+			if err != nil {
+				return fmt.Errorf("reading certificate directory %s: the client certificate %s and key %s: %w", dir, name, key, err)
+			}
+			cfg.Certificates = append(cfg.Certificates, pair)
+		case strings.HasSuffix(name, ".key"):
+			if cert := strings.TrimSuffix(name, ".key") + ".cert"; !has(cert) {
+				return fmt.Errorf("reading certificate directory %s: the key %s has no client certificate %s", dir, name, cert)
+			}
+		}
+	}
+	return nil
 }
 
 // credential looks a registry's credentials up in store, with errors that

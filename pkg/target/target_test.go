@@ -2,14 +2,22 @@ package target_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/containerdisk/kubectl-containerdisk/internal/testregistry"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
@@ -254,7 +262,73 @@ func TestTLS(t *testing.T) {
 			opts:    target.RemoteOptions{PlainHTTP: https, CAFile: missing},
 			openErr: "reading CA file: open " + missing + ": no such file or directory",
 		},
+		// A certificate directory as containers/image reads one.
+		{name: "cert dir", opts: target.RemoteOptions{PlainHTTP: https, CertDir: certDir(t, r, "ca.crt")}},
+		{name: "cert dir with a client pair", opts: target.RemoteOptions{PlainHTTP: https, CertDir: certDir(t, r, "ca.crt", "client.cert", "client.key")}},
+		{
+			name:      "cert dir without a .crt",
+			opts:      target.RemoteOptions{PlainHTTP: https, CertDir: certDir(t, r, "ca.pem")},
+			err:       contains("x509: certificate signed by unknown authority"),
+			errDoc:    "an unknown authority error",
+			unreached: true,
+		},
+		{
+			name:    "cert dir with a client certificate and no key",
+			opts:    target.RemoteOptions{PlainHTTP: https, CertDir: certDir(t, r, "ca.crt", "client.cert")},
+			openErr: "the client certificate client.cert has no key client.key",
+		},
+		{
+			name:    "cert dir with a key and no client certificate",
+			opts:    target.RemoteOptions{PlainHTTP: https, CertDir: certDir(t, r, "ca.crt", "client.key")},
+			openErr: "the key client.key has no client certificate client.cert",
+		},
+		{
+			name:    "cert dir missing",
+			opts:    target.RemoteOptions{PlainHTTP: https, CertDir: missing},
+			openErr: "reading certificate directory: open " + missing + ": no such file or directory",
+		},
 	})
+}
+
+// certDir makes a certificate directory with the files named: the
+// registry's CA certificate under a name ending in .crt or .pem, and a
+// client certificate (.cert) and its key (.key) made up here.
+func certDir(t *testing.T, r *testregistry.Registry, names ...string) string {
+	t.Helper()
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "client"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(r.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		var data []byte
+		switch filepath.Ext(n) {
+		case ".crt", ".pem":
+			data = ca
+		case ".cert":
+			data = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+		case ".key":
+			data = pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})
+		}
+		if err := os.WriteFile(filepath.Join(dir, n), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
 }
 
 // dockerConfig writes a Docker config file with content and returns its
@@ -318,6 +392,34 @@ func TestCredentials(t *testing.T) {
 			opts:   opts(malformed),
 			err:    contains(fmt.Sprintf(`reading the credentials for %s from %s: its "auths" entry for the host is malformed`, r.Host, malformed)),
 			errDoc: "an error naming the host and the file",
+		},
+		{
+			// A unit's credentials log in to its source host whatever
+			// the store holds.
+			name: "credential given",
+			opts: func() target.RemoteOptions {
+				o := opts(dockerConfig(t, auths("registry.example.com", basic(user, "wrong-"+password))))
+				o.Credential = auth.Credential{Username: user, Password: password}
+				return o
+			}(),
+		},
+		{
+			name: "credential given beats the store",
+			opts: func() target.RemoteOptions {
+				o := opts(dockerConfig(t, auths(r.Host, basic(user, "wrong-"+password))))
+				o.Credential = auth.Credential{Username: user, Password: password}
+				return o
+			}(),
+		},
+		{
+			name: "wrong credential given",
+			opts: func() target.RemoteOptions {
+				o := opts(dockerConfig(t, auths(r.Host, basic(user, password))))
+				o.Credential = auth.Credential{Username: user, Password: "wrong-" + password}
+				return o
+			}(),
+			err:    status(http.StatusUnauthorized),
+			errDoc: "a 401",
 		},
 		{
 			// Other errors of the store keep their cause.

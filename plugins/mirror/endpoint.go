@@ -34,13 +34,13 @@ const archivePrefix = "oci-archive:"
 // containerd's import read.
 type endpoint struct {
 	repo target.Reference // registry
-	// insecure skips TLS verification of this registry (a source with
-	// tls-verify: false).
-	insecure bool
-	dir      string // layout directory
-	archive  string // archive file, for an archived layout
-	name     string // repository name inside a layout
-	tag      string
+	// source is the unit whose source this registry is: its tlsVerify,
+	// certDir and credentials apply to it. Nil for a target.
+	source  *mirror.Unit
+	dir     string // layout directory
+	archive string // archive file, for an archived layout
+	name    string // repository name inside a layout
+	tag     string
 }
 
 func (e endpoint) isLayout() bool { return e.dir != "" || e.archive != "" }
@@ -85,7 +85,7 @@ func parseEndpoint(base, name string) (endpoint, error) {
 
 func sourceEndpoint(u mirror.Unit, spec mirror.ImageSpec) (endpoint, error) {
 	e, err := parseEndpoint(u.Source, spec.Repository)
-	e.insecure = u.TLSVerify != nil && !*u.TLSVerify
+	e.source = &u
 	return e, err
 }
 
@@ -185,11 +185,10 @@ func newTargets(remote target.RemoteOptions) *targets {
 
 // remoteFor returns the registry options of an endpoint.
 func (t *targets) remoteFor(e endpoint) target.RemoteOptions {
-	r := t.remote
-	if e.insecure {
-		r.Insecure = true
+	if e.source != nil {
+		return e.source.SourceRemote(t.remote)
 	}
-	return r
+	return t.remote
 }
 
 // open returns the oras target of an endpoint. An archive to write is
