@@ -51,8 +51,11 @@ type CronJobOptions struct {
 	// key sync.yaml; Name when empty.
 	ConfigMap string
 	// Config is the configuration file, the content of the ConfigMap that
-	// CronJobYAML writes.
+	// CronJobYAML writes. It may not hold credentials (see CronJobYAML).
 	Config []byte
+	// ConfigName names the configuration file in messages; sync.yaml when
+	// empty.
+	ConfigName string
 	// Secret names a Secret of type kubernetes.io/dockerconfigjson whose
 	// .dockerconfigjson holds the registry credentials, as made by
 	// "kubectl create secret docker-registry" or
@@ -202,15 +205,28 @@ func ConfigMap(opts CronJobOptions) *corev1.ConfigMap {
 	}
 }
 
+// ErrInlineCredentials is wrapped by the error about a configuration whose
+// units hold credentials, which a manifest would carry in plain text.
+var ErrInlineCredentials = errors.New("credentials in the configuration")
+
 // CronJobYAML returns the ConfigMap and the CronJob as a YAML stream for
 // "kubectl apply -f -", the ConfigMap first. The Secret it names is
-// referred to, not written: credentials do not belong in a manifest.
+// referred to, not written: credentials do not belong in a manifest. So a
+// configuration with credentials (a unit's credentials: key) is refused,
+// with a *ConfigError for each such unit wrapping ErrInlineCredentials:
+// a ConfigMap is not a Secret, and whatever is printed ends up in terminals,
+// logs and version control. The credentials belong in the Secret
+// (opts.Secret) instead. A configuration that does not parse is refused
+// too, as the pod would refuse it.
 func CronJobYAML(opts CronJobOptions) ([]byte, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	if len(bytes.TrimSpace(opts.Config)) == 0 {
 		return nil, errors.New("making the mirror CronJob: the configuration is empty; expected the content of a mirror configuration file")
+	}
+	if err := checkCronJobConfig(cmp.Or(opts.ConfigName, CronJobConfigKey), opts.Config); err != nil {
+		return nil, fmt.Errorf("making the mirror CronJob: %w", err)
 	}
 	var out bytes.Buffer
 	for i, obj := range []any{ConfigMap(opts), CronJob(opts)} {
@@ -227,6 +243,30 @@ func CronJobYAML(opts CronJobOptions) ([]byte, error) {
 		out.Write(b)
 	}
 	return out.Bytes(), nil
+}
+
+// checkCronJobConfig parses the configuration a CronJob is to carry, its
+// target allowed to come from the command line, and refuses credentials in
+// it.
+func checkCronJobConfig(name string, data []byte) error {
+	c, err := parseConfig(&parser{file: name, targetGiven: true}, data)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for i, u := range c.Units {
+		if u.Credentials == nil {
+			continue
+		}
+		key := fmt.Sprintf("units[%d]", i)
+		if c.Format == FormatSkopeo {
+			key = u.Source
+		}
+		errs = append(errs, &ConfigError{File: name, Line: u.Line, Key: key + ".credentials",
+			Msg: fmt.Sprintf("the credentials for %s would be written in plain text into the ConfigMap: expected none in a CronJob's configuration; keep them in a Secret of type %s that the CronJob mounts", u.Source, corev1.SecretTypeDockerConfigJson),
+			Err: ErrInlineCredentials})
+	}
+	return errors.Join(errs...)
 }
 
 // cleanYAML drops what marshalling a new object writes and the API server

@@ -157,6 +157,7 @@ func TestCronJobOptionsValidate(t *testing.T) {
 		{"long name", func(o *mirror.CronJobOptions) { o.Name = strings.Repeat("m", 53) }, "expected at most 52"},
 		{"bad secret", func(o *mirror.CronJobOptions) { o.Secret = "a/b" }, `Secret name "a/b"`},
 		{"no config", func(o *mirror.CronJobOptions) { o.Config = []byte(" \n") }, "the configuration is empty"},
+		{"config not parsed", func(o *mirror.CronJobOptions) { o.Config = []byte("units: 3\n") }, "sync.yaml:1: units: expected a list of units"},
 	}
 	if _, err := mirror.CronJobYAML(good); err != nil {
 		t.Fatal(err)
@@ -214,5 +215,27 @@ func TestCronJobAccepted(t *testing.T) {
 	_, err := c.Kubernetes().BatchV1().CronJobs(ns).Create(ctx, bad, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 	if err == nil {
 		t.Error("the API server accepted the schedule 61 * * * *")
+	}
+}
+
+// TestCronJobRefusesCredentials checks that a configuration with a unit's
+// credentials makes no manifest: it would carry the password in a ConfigMap.
+func TestCronJobRefusesCredentials(t *testing.T) {
+	const secret = "pa55-s3cret"
+	native := strings.Replace(syncYAML, "  images:", "  credentials: {username: robot, password: "+secret+"}\n  images:", 1)
+	skopeo := "quay.io/containerdisks:\n  images: {fedora: [\"41\"]}\n\nregistry.local:5000:\n  images: {x: []}\n  credentials:\n    username: robot\n    password: " + secret + "\n"
+	for _, tt := range []struct{ name, config, want string }{
+		{"native", native, "mirror.yaml:4: units[0].credentials: the credentials for quay.io/containerdisks would be written in plain text into the ConfigMap: expected none in a CronJob's configuration; keep them in a Secret of type kubernetes.io/dockerconfigjson that the CronJob mounts"},
+		{"skopeo", skopeo, "mirror.yaml:4: registry.local:5000.credentials: the credentials for registry.local:5000 would be written"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := mirror.CronJobYAML(mirror.CronJobOptions{Image: "example.com/kcd:v1", Schedule: "@daily", Config: []byte(tt.config), ConfigName: "mirror.yaml", Secret: "creds"})
+			if out != nil || !errors.Is(err, mirror.ErrInlineCredentials) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("CronJobYAML = %q, %v; want no manifest and an error saying %q", out, err, tt.want)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
 	}
 }

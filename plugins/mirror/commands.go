@@ -3,9 +3,11 @@ package mirror
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -40,7 +42,7 @@ func (c *cronJobFlags) apply(fs *pflag.FlagSet) {
 	fs.StringVar(&c.name, "cronjob-name", "containerdisk-mirror", "with --print-cronjob: name of the CronJob and its ConfigMap")
 	fs.StringVar(&c.namespace, "cronjob-namespace", "", "with --print-cronjob: namespace of the objects")
 	fs.StringVar(&c.image, "image", "", "with --print-cronjob: container image holding kubectl-containerdisk-mirror")
-	fs.StringVar(&c.secret, "registry-secret", "", "with --print-cronjob: Secret holding the registry credentials as a Docker config.json (key config.json)")
+	fs.StringVar(&c.secret, "registry-secret", "", "with --print-cronjob: Secret of type kubernetes.io/dockerconfigjson holding the registry credentials (kubectl create secret docker-registry)")
 }
 
 func printCronJob(streams cli.Streams, opts *mirrorOptions, cfg *mirror.Config, data []byte) error {
@@ -58,14 +60,29 @@ func printCronJob(streams cli.Streams, opts *mirrorOptions, cfg *mirror.Config, 
 		return cli.Usagef("--schedule: %v", err)
 	}
 	out, err := mirror.CronJobYAML(mirror.CronJobOptions{
-		Name:      opts.cronJob.name,
-		Namespace: opts.cronJob.namespace,
-		Image:     opts.cronJob.image,
-		Schedule:  schedule,
-		Config:    data,
-		Secret:    opts.cronJob.secret,
-		Args:      cronArgs(opts),
+		Name:       opts.cronJob.name,
+		Namespace:  opts.cronJob.namespace,
+		Image:      opts.cronJob.image,
+		Schedule:   schedule,
+		Config:     data,
+		ConfigName: opts.file,
+		Secret:     opts.cronJob.secret,
+		Args:       cronArgs(opts),
 	})
+	if errors.Is(err, mirror.ErrInlineCredentials) {
+		// The hint names the hosts, never the username or password.
+		var create []string
+		for _, u := range cfg.Units {
+			host, _, _ := strings.Cut(u.Source, "/")
+			c := "    kubectl create secret docker-registry NAME --docker-server=" + host + " --docker-username=USER --docker-password=PASSWORD"
+			if u.Credentials != nil && !slices.Contains(create, c) {
+				create = append(create, c)
+			}
+		}
+		return cli.Usagef("%v\n  hint: remove credentials: from %s and keep them in a Secret that the CronJob mounts:\n%s\n"+
+			"  then add --registry-secret NAME (one Secret holds several registries: --from-file=.dockerconfigjson=config.json --type=kubernetes.io/dockerconfigjson)",
+			err, opts.file, strings.Join(create, "\n"))
+	}
 	if err != nil {
 		return err
 	}

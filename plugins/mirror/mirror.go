@@ -71,6 +71,12 @@ Platform filtering keeps the chosen architectures: --platform-mode rewrite
 platforms, recording the source index's digest in an annotation; sparse
 keeps the source digest and copies only the chosen children.
 
+A unit's credentials and certDir (cert-dir) log in to its source and trust
+its certificate authorities (*.crt; *.cert with *.key for a client
+certificate). Passwords are printed nowhere: --print-cronjob refuses a
+configuration holding credentials, which belong in the Secret that
+--registry-secret names.
+
 A failing image is listed with its reason and the others are still copied;
 the exit status is then 1. --dry-run prints the plan.`,
 		Example: `  # Sync once, then every hour
