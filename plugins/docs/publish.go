@@ -36,7 +36,9 @@ func newPublishCommand(streams cli.Streams) *cobra.Command {
 page of its image where the two differ. The pages are read from --dir
 (NAME.md, as docs generate writes them) or, without --dir, generated from
 the catalog. By default nothing is changed (--dry-run=true): each line says
-what would be done. The token is sent as a bearer token and never printed.
+what would be done. The token is sent as a bearer token to the origin
+(scheme, host and port) of --api-url only, redirects elsewhere go without
+it, and it is never printed.
 Visibility is left alone unless --make-public, which makes the private
 repositories public.
 
