@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -49,7 +50,10 @@ func (e *ArchNotFoundError) Error() string {
 // its digest checked; the disk is written with holes where it is zero,
 // never held in memory, and renamed into place only once the whole layer
 // has been verified. A layer with entries that climb out of their
-// directory, with links or with more than one disk file is refused.
+// directory, with links or with more than one disk file is refused, and so
+// is a disk that fails the checks build applies (package disk): an
+// *ImageDiskError, for example for a qcow2 that names a backing file, which
+// QEMU would open on this host.
 func ExtractDisk(ctx context.Context, src content.Fetcher, root ocispec.Descriptor, arch, dir string) (string, error) {
 	if arch != "" {
 		a, err := containerdisk.NormalizeArch(arch)
@@ -231,6 +235,9 @@ func extractLayer(ctx context.Context, src content.Fetcher, layer ocispec.Descri
 	if err := vr.Verify(); err != nil {
 		return "", fmt.Errorf("verifying layer %s: %w", layer.Digest, err)
 	}
+	if err := checkDisk(tmp, diskName); err != nil {
+		return "", err
+	}
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("extracting disk/%s: %w", diskName, err)
 	}
@@ -240,6 +247,54 @@ func extractLayer(ctx context.Context, src content.Fetcher, layer ocispec.Descri
 	}
 	tmp = nil
 	return dst, nil
+}
+
+// ImageDiskError reports an image whose disk fails the checks build applies
+// (package disk): a qcow2 that names a backing file or an external data
+// file, that is encrypted, truncated or corrupt, or a file that is no disk.
+// The image did not come out of build, or was changed since; its disk is
+// never booted, because QEMU would open the files such a disk names on the
+// host that boots it.
+type ImageDiskError struct {
+	// Name is the disk's path in the layer, disk/<file>.
+	Name string
+	// Err says what is wrong; it unwraps to one of disk's Err… sentinels.
+	Err *disk.InvalidDiskError
+}
+
+func (e *ImageDiskError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s in the image: %v", e.Name, e.Err.Err)
+	if e.Err.Reason != "" {
+		fmt.Fprintf(&b, ": %s", e.Err.Reason)
+	}
+	if e.Err.Hint != "" {
+		fmt.Fprintf(&b, "; %s", e.Err.Hint)
+	}
+	b.WriteString("; verify boots only a disk that \"kubectl containerdisk build\" accepts: rebuild the image from one")
+	return b.String()
+}
+
+// Unwrap returns the disk check's error.
+func (e *ImageDiskError) Unwrap() error { return e.Err }
+
+// checkDisk applies the checks of build to the extracted disk f. The disk
+// is inspected without its temporary path, so that the hints name a disk
+// the image's publisher has, not a file of this host.
+func checkDisk(f *os.File, name string) error {
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("checking disk/%s: %w", name, err)
+	}
+	_, err = disk.InspectReaderAt(f, fi.Size())
+	var invalid *disk.InvalidDiskError
+	if errors.As(err, &invalid) {
+		return &ImageDiskError{Name: "disk/" + name, Err: invalid}
+	}
+	if err != nil {
+		return fmt.Errorf("checking disk/%s: %w", name, err)
+	}
+	return nil
 }
 
 // layerPath cleans a tar entry name and says whether it is under disk/.

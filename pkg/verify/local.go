@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,8 +18,10 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
 )
 
 // Defaults of a local boot.
@@ -57,8 +60,10 @@ const uefiShellPrompt = "Shell> "
 
 // LocalOptions configures BootLocal.
 type LocalOptions struct {
-	// Disk is the qcow2 or raw disk to boot. It runs in QEMU's snapshot
-	// mode: the file is never written.
+	// Disk is the qcow2 or raw disk to boot. It must pass the checks that
+	// build applies (package disk): a qcow2 that names a backing file or a
+	// data file, which QEMU would open, is refused. It runs in QEMU's
+	// snapshot mode: the file is never written.
 	Disk string
 	// Arch is the guest architecture, amd64 or arm64 (x86_64 and aarch64
 	// are accepted); the host's when empty.
@@ -172,9 +177,11 @@ func BootLocal(ctx context.Context, opts LocalOptions) (LocalResult, error) {
 	if arch != "amd64" && arch != "arm64" {
 		return LocalResult{}, &containerdisk.UsageError{Input: arch, What: "architecture for a local boot", Expected: "amd64 or arm64"}
 	}
-	format, err := diskFormat(opts.Disk)
+	// The checks of build, before anything starts: QEMU opens the backing
+	// and data files a qcow2 names, which must not reach this host's files.
+	info, err := disk.Inspect(opts.Disk)
 	if err != nil {
-		return LocalResult{}, err
+		return LocalResult{}, fmt.Errorf("checking the disk to boot: %w", err)
 	}
 	accel := opts.Accel
 	if accel == "" {
@@ -231,7 +238,7 @@ func BootLocal(ctx context.Context, opts LocalOptions) (LocalResult, error) {
 		run.stuck = uefiShellPrompt
 	}
 	boot := func(accel string) (LocalResult, error) {
-		args, err := qemuArgs(arch, accel, memory, firmware, opts.Disk, format, seed, tmp)
+		args, err := qemuArgs(arch, accel, memory, firmware, opts.Disk, info.Format, seed, tmp)
 		if err != nil {
 			return LocalResult{}, err
 		}
@@ -338,7 +345,11 @@ func (r qemuRun) boot(ctx context.Context) (LocalResult, error) {
 
 // qemuArgs is the command line of a boot: no network, no display, the
 // serial console on stdout, the disk in snapshot mode, the seed read-only.
-func qemuArgs(arch, accel, memory, firmware, disk, format, seed, tmp string) ([]string, error) {
+func qemuArgs(arch, accel, memory, firmware, diskPath string, format disk.Format, seed, tmp string) ([]string, error) {
+	drive, err := diskDrive(diskPath, format)
+	if err != nil {
+		return nil, err
+	}
 	cpu := "max"
 	if accel == "kvm" {
 		cpu = "host"
@@ -381,7 +392,7 @@ func qemuArgs(arch, accel, memory, firmware, disk, format, seed, tmp string) ([]
 	}
 	// The disk is the first boot device whatever the firmware's defaults.
 	args = append(args,
-		"-drive", "if=none,id=disk,snapshot=on,format="+format+",file="+qemuEscape(disk),
+		"-drive", drive,
 		"-device", "virtio-blk-pci,drive=disk,bootindex=0",
 		"-drive", "if=none,id=seed,readonly=on,format=raw,file="+qemuEscape(seed),
 		"-device", "virtio-blk-pci,drive=seed")
@@ -415,22 +426,26 @@ func firmwareVars(code, tmp string) (string, error) {
 	return vars, err
 }
 
-// diskFormat tells qcow2 from raw by the qcow2 magic, so that QEMU never
-// probes (and a raw disk that starts like a qcow2 header cannot fool it).
-func diskFormat(path string) (string, error) {
-	f, err := os.Open(path)
+// diskDrive is the -drive option of the disk, in snapshot mode. Its node
+// is given as JSON, the one -drive syntax that can say "backing": null:
+// the format is named, so that QEMU never probes (a raw disk that starts
+// like a qcow2 header cannot fool it), and the image gets no backing chain,
+// so that QEMU opens no file the image names even if a check missed one.
+// The file driver reads the path as a local file, never as a protocol.
+func diskDrive(path string, format disk.Format) (string, error) {
+	if !utf8.ValidString(path) {
+		return "", fmt.Errorf("disk path %q: expected valid UTF-8, which QEMU's JSON options need", path)
+	}
+	node := map[string]any{
+		"driver":  format,
+		"backing": nil,
+		"file":    map[string]any{"driver": "file", "filename": path},
+	}
+	b, err := json.Marshal(node)
 	if err != nil {
-		return "", fmt.Errorf("opening disk: %w", err)
+		return "", err
 	}
-	defer f.Close()
-	magic := make([]byte, 4)
-	if _, err := io.ReadFull(f, magic); err != nil {
-		return "", fmt.Errorf("reading disk %s: %w: expected a qcow2 or raw disk image", path, err)
-	}
-	if string(magic) == "QFI\xfb" {
-		return "qcow2", nil
-	}
-	return "raw", nil
+	return "if=none,id=disk,snapshot=on,file=" + qemuEscape("json:"+string(b)), nil
 }
 
 // kvmUsable reports whether this process can open /dev/kvm.
