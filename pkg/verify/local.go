@@ -16,6 +16,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -52,7 +53,15 @@ var (
 	// ErrNoBootDevice means the UEFI firmware found nothing to start on
 	// the disk and fell back to its shell.
 	ErrNoBootDevice = errors.New("the UEFI firmware found nothing to boot on the disk")
+	// ErrKVMFailed means KVM could not run the guest: QEMU reported a KVM
+	// internal error and stopped the guest (a /dev/kvm that opens on a
+	// host without hardware virtualization, as in some sandboxes).
+	ErrKVMFailed = errors.New("KVM could not run the guest")
 )
+
+// kvmInternalError is what QEMU writes to its standard error when KVM
+// cannot emulate an instruction; the guest is then paused for good.
+const kvmInternalError = "KVM internal error"
 
 // uefiShellPrompt is what the firmware prints once every boot option
 // failed and no startup.nsh booted anything: it waits there for a person.
@@ -90,9 +99,12 @@ type LocalOptions struct {
 	// Accel is the QEMU accelerator: "kvm" or "tcg"; when empty, kvm when
 	// /dev/kvm opens and the guest has the host's architecture, else tcg
 	// (software emulation, ten to fifty times slower). An automatic kvm
-	// whose QEMU dies before printing anything (a /dev/kvm that opens but
-	// cannot run guests, as on this project's machines) is retried as tcg.
+	// whose QEMU dies before printing anything, or reports a KVM internal
+	// error (a /dev/kvm that opens but cannot run guests, as in some
+	// sandboxes and nested setups), is retried as tcg.
 	Accel string
+	// kvm, when set, replaces the check that /dev/kvm opens (tests).
+	kvm func() bool
 	// Console, when set, receives a copy of the serial console as it
 	// arrives.
 	Console io.Writer
@@ -140,6 +152,8 @@ func (e *BootError) Error() string {
 		b.WriteString("; the guest may be slow under tcg (raise the timeout) or stuck (read the console tail)")
 	case errors.Is(e.Err, ErrQEMUExited) && e.Stderr == "":
 		b.WriteString("; the guest powered off or rebooted: read the console tail")
+	case errors.Is(e.Err, ErrKVMFailed):
+		b.WriteString("; this host's KVM cannot run the guest: boot under tcg instead")
 	case errors.Is(e.Err, ErrNoBootDevice):
 		b.WriteString("; the disk has no EFI boot loader the firmware could start (a BIOS-only image, or one for another architecture?)")
 	}
@@ -186,7 +200,11 @@ func BootLocal(ctx context.Context, opts LocalOptions) (LocalResult, error) {
 	accel := opts.Accel
 	if accel == "" {
 		accel = "tcg"
-		if arch == runtime.GOARCH && kvmUsable() {
+		usable := opts.kvm
+		if usable == nil {
+			usable = kvmUsable
+		}
+		if arch == runtime.GOARCH && usable() {
 			accel = "kvm"
 		}
 	}
@@ -248,11 +266,12 @@ func BootLocal(ctx context.Context, opts LocalOptions) (LocalResult, error) {
 	start := time.Now()
 	res, err := boot(accel)
 	var be *BootError
-	if opts.Accel == "" && accel == "kvm" && errors.As(err, &be) && errors.Is(err, ErrQEMUExited) &&
-		be.Exit != "exit status 0" && be.ConsoleTail == "" {
+	if opts.Accel == "" && accel == "kvm" && errors.As(err, &be) && (errors.Is(err, ErrKVMFailed) ||
+		errors.Is(err, ErrQEMUExited) && be.Exit != "exit status 0" && be.ConsoleTail == "") {
 		// /dev/kvm opens but KVM cannot run the guest (nested or
-		// emulated KVM, as in some sandboxes, aborts at once): fall
-		// back to emulation within what is left of the timeout.
+		// emulated KVM, as in some sandboxes, aborts at once or stops
+		// the guest with an internal error): fall back to emulation
+		// within what is left of the timeout.
 		run.timeout = timeout - time.Since(start)
 		res, err = boot("tcg")
 	}
@@ -281,7 +300,7 @@ func (r qemuRun) boot(ctx context.Context) (LocalResult, error) {
 	if err != nil {
 		return LocalResult{}, err
 	}
-	stderr := &tailBuffer{max: 4 << 10}
+	stderr := &tailBuffer{max: 4 << 10, trigger: []byte(kvmInternalError), hit: make(chan struct{})}
 	cmd.Stderr = stderr
 	stopWithParent(cmd)
 	watch := newConsoleWatch(r.marker, r.console)
@@ -317,6 +336,11 @@ func (r qemuRun) boot(ctx context.Context) (LocalResult, error) {
 		stop()
 		if !watch.seen() {
 			return fail(ErrNoBootDevice, "")
+		}
+	case <-stderr.hit:
+		stop()
+		if !watch.seen() {
+			return fail(ErrKVMFailed, "")
 		}
 	case err := <-done:
 		// QEMU ends with the guest's power-off: the marker may have been
@@ -591,14 +615,28 @@ func cleanConsole(b []byte) string {
 	return strings.TrimLeft(out.String(), "\n")
 }
 
-// tailBuffer keeps the last max bytes written to it.
+// tailBuffer keeps the last max bytes written to it, and closes hit the
+// first time trigger appears in what was written.
 type tailBuffer struct {
-	max int
-	b   []byte
+	max     int
+	trigger []byte
+	hit     chan struct{}
+
+	mu    sync.Mutex
+	b     []byte
+	fired bool
 }
 
 func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(t.b)
 	t.b = append(t.b, p...)
+	if len(t.trigger) > 0 && !t.fired &&
+		bytes.Contains(t.b[max(0, n-len(t.trigger)+1):], t.trigger) {
+		t.fired = true
+		close(t.hit)
+	}
 	if len(t.b) > 2*t.max {
 		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
 	}
@@ -606,6 +644,8 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if len(t.b) > t.max {
 		return string(t.b[len(t.b)-t.max:])
 	}

@@ -277,3 +277,63 @@ func TestLocalConsoleTail(t *testing.T) {
 		t.Errorf("tail keeps control characters: %q", tail)
 	}
 }
+
+// TestBootLocalFallsBackWhenKVMFails runs a QEMU that, asked for KVM,
+// reports a KVM internal error and stalls the guest, as QEMU does on a
+// host whose /dev/kvm opens without hardware virtualization; asked for
+// TCG, it is the real QEMU. The boot must fall back to TCG at once and
+// pass, not wait for the timeout.
+func TestBootLocalFallsBackWhenKVMFails(t *testing.T) {
+	needQEMU(t, "amd64")
+	real, err := exec.LookPath("qemu-system-x86_64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bootdisk := bootDisk(t, "amd64")
+	dir := t.TempDir()
+	log := filepath.Join(dir, "accels")
+	wrapper := filepath.Join(dir, "qemu")
+	script := `#!/bin/sh
+case "$*" in
+*accel=kvm*)
+	echo kvm >> ` + log + `
+	echo "SeaBIOS (version 1.16.2)"
+	echo "KVM internal error. Suberror: 1" >&2
+	echo "emulation failure" >&2
+	exec sleep 600 ;;
+esac
+echo tcg >> ` + log + `
+exec ` + real + ` "$@"
+`
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	marker := testMarker(t)
+	start := time.Now()
+	res, err := BootLocal(context.Background(), LocalOptions{
+		Disk: bootdisk, Arch: "amd64", Marker: marker, QEMU: wrapper,
+		Accel: "", Timeout: 5 * time.Minute, kvm: func() bool { return true },
+	})
+	if err != nil {
+		t.Fatalf("BootLocal: %v", err)
+	}
+	if !res.Passed || res.Accel != "tcg" {
+		t.Fatalf("BootLocal = %+v, want passed under tcg", res)
+	}
+	got, err := os.ReadFile(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "kvm\ntcg\n" {
+		t.Errorf("accelerators tried = %q, want kvm then tcg", got)
+	}
+	t.Logf("fell back to tcg and booted in %s", time.Since(start).Round(10*time.Millisecond))
+
+	// Asked for KVM explicitly, the failure is reported, not hidden.
+	_, err = BootLocal(context.Background(), LocalOptions{
+		Disk: bootdisk, Arch: "amd64", Marker: marker, QEMU: wrapper, Accel: "kvm", Timeout: time.Minute,
+	})
+	if !errors.Is(err, ErrKVMFailed) || !strings.Contains(err.Error(), "KVM internal error") {
+		t.Fatalf("BootLocal with accel kvm: %v, want ErrKVMFailed quoting QEMU", err)
+	}
+}
