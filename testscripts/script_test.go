@@ -26,6 +26,7 @@ import (
 
 	"github.com/containerdisk/kubectl-containerdisk/internal/testdisk"
 	"github.com/containerdisk/kubectl-containerdisk/internal/testregistry"
+	"github.com/containerdisk/kubectl-containerdisk/internal/teststall"
 	"github.com/containerdisk/kubectl-containerdisk/internal/testupstream"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/build"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/dispatch"
@@ -65,6 +66,7 @@ func TestScripts(t *testing.T) {
 			"debian-registry": debianRegistry,
 			"containerd":      containerd,
 			"faultproxy":      faultProxy,
+			"stallserver":     teststall.ScriptCmd(),
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("OTEL_TRACES_EXPORTER", "none")

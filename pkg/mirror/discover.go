@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,10 +35,16 @@ var ErrNoCatalog = errors.New("the registry does not list its repositories")
 // the listing and is returned as it is.
 func Repositories(ctx context.Context, reg RepositoryLister, fn func(repos []string) error) error {
 	var fnErr error
+	p := pager{what: "the repository list"}
 	err := reg.Repositories(ctx, "", func(repos []string) error {
-		fnErr = fn(repos)
+		if fnErr = p.page(repos); fnErr == nil {
+			fnErr = fn(repos)
+		}
 		return fnErr
 	})
+	if p.err != nil {
+		return fmt.Errorf("listing the repositories: %w", p.err)
+	}
 	if err == nil || (fnErr != nil && errors.Is(err, fnErr)) {
 		return err
 	}
@@ -68,14 +75,65 @@ func hasErrorCode(resp *errcode.ErrorResponse, code string) bool {
 // in one page. An error of fn ends the listing and is returned as it is.
 func Tags(ctx context.Context, repo registry.TagLister, fn func(tags []string) error) error {
 	var fnErr error
+	p := pager{what: "the tag list"}
 	err := repo.Tags(ctx, "", func(tags []string) error {
-		fnErr = fn(tags)
+		if fnErr = p.page(tags); fnErr == nil {
+			fnErr = fn(tags)
+		}
 		return fnErr
 	})
+	if p.err != nil {
+		return fmt.Errorf("listing the tags: %w", p.err)
+	}
 	if err == nil || (fnErr != nil && errors.Is(err, fnErr)) {
 		return err
 	}
 	return fmt.Errorf("listing the tags: %w", err)
+}
+
+// MaxListPages is the most pages [Tags] and [Repositories] read of one
+// listing: a million names at the 100 a page registries commonly send.
+const MaxListPages = 10000
+
+// ErrEndlessListing is matched (errors.Is) by the error of [Tags] and
+// [Repositories] when a registry's pages do not end: a page came again (its
+// Link: rel="next" header leads back), or there were more than
+// MaxListPages of them.
+var ErrEndlessListing = errors.New("the listing does not end")
+
+// pager checks that the pages of a listing end: every page is new, and
+// there are at most MaxListPages. A registry follows its pages with names
+// after the last one given, so two equal pages, even empty ones, mean that
+// a next link leads back.
+type pager struct {
+	what  string
+	pages int
+	seen  map[[sha256.Size]byte]int // page digest → page number
+	err   error
+}
+
+func (p *pager) page(names []string) error {
+	p.pages++
+	if p.pages > MaxListPages {
+		p.err = fmt.Errorf("%w: the registry sent more than %d pages of %s; expected its Link: rel=\"next\" headers to end", ErrEndlessListing, MaxListPages, p.what)
+		return p.err
+	}
+	h := sha256.New()
+	for _, n := range names {
+		h.Write([]byte(n))
+		h.Write([]byte{0})
+	}
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	if first, ok := p.seen[sum]; ok {
+		p.err = fmt.Errorf("%w: the registry sent page %d of %s again as page %d; its Link: rel=\"next\" header leads back to a page already read", ErrEndlessListing, first, p.what, p.pages)
+		return p.err
+	}
+	if p.seen == nil {
+		p.seen = map[[sha256.Size]byte]int{}
+	}
+	p.seen[sum] = p.pages
+	return nil
 }
 
 // ImageInfo describes an image (a manifest) or a multi-platform image (an

@@ -1,6 +1,7 @@
 package mirror_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -20,6 +22,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/containerdisk/kubectl-containerdisk/internal/testregistry"
+	"github.com/containerdisk/kubectl-containerdisk/internal/teststall"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/mirror"
 )
@@ -263,4 +266,51 @@ func mustJSON(t testing.TB, v any) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestEndlessListings checks that a registry whose Link: rel="next" header
+// leads back to a page, or on without end, fails the listing instead of
+// holding it forever.
+func TestEndlessListings(t *testing.T) {
+	for _, tt := range []struct {
+		mode      string
+		want      string
+		wantPages int
+	}{
+		{teststall.LinkSelf, "sent page 1 of the tag list again as page 2", 2},
+		{teststall.LinkNew, fmt.Sprintf("more than %d pages of the tag list", mirror.MaxListPages), mirror.MaxListPages + 1},
+	} {
+		t.Run(tt.mode, func(t *testing.T) {
+			s, err := teststall.Start(tt.mode)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			repo, err := remote.NewRepository(s.Host + "/containerdisks/fedora")
+			if err != nil {
+				t.Fatal(err)
+			}
+			repo.PlainHTTP = true
+			n := 0
+			err = mirror.Tags(ctx, repo, func(tags []string) error { n += len(tags); return nil })
+			if !errors.Is(err, mirror.ErrEndlessListing) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Tags = %v after %d tags, want ErrEndlessListing: %q", err, n, tt.want)
+			}
+			if got := s.Pages(); got != tt.wantPages {
+				t.Errorf("the registry served %d pages, want %d", got, tt.wantPages)
+			}
+
+			reg, err := remote.NewRegistry(s.Host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			reg.PlainHTTP = true
+			err = mirror.Repositories(ctx, reg, func([]string) error { return nil })
+			if !errors.Is(err, mirror.ErrEndlessListing) || !strings.Contains(err.Error(), "the repository list") {
+				t.Fatalf("Repositories = %v, want ErrEndlessListing", err)
+			}
+		})
+	}
 }

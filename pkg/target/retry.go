@@ -39,19 +39,22 @@ type retryTransport struct {
 	log   func(format string, args ...any)
 }
 
-// RetryTransport wraps base (nil for http.DefaultTransport) with the
-// retries and the per-host limit of opts (Retries, MaxConcurrency, Log), as
-// registry requests have them, for the other HTTP APIs a run talks to.
+// RetryTransport wraps base (nil for http.DefaultTransport with the
+// connect and TLS handshake limits of opts.StallTimeout) with the stall
+// limit, the retries and the per-host limit of opts (StallTimeout, Retries,
+// MaxConcurrency, Log), as registry requests have them, for the other HTTP
+// APIs a run talks to.
 func RetryTransport(base http.RoundTripper, opts RemoteOptions) http.RoundTripper {
 	if base == nil {
-		base = http.DefaultTransport
+		base = newBaseTransport(opts)
 	}
 	return newRetryTransport(base, opts)
 }
 
-// newRetryTransport wraps base with the retries and the per-host limit of
-// opts.
+// newRetryTransport wraps base with the stall limit, the retries and the
+// per-host limit of opts.
 func newRetryTransport(base http.RoundTripper, opts RemoteOptions) *retryTransport {
+	base = &stallTransport{base: base, limit: stallLimit(opts)}
 	t := &retryTransport{base: base, retries: opts.Retries, limit: opts.MaxConcurrency, log: opts.Log}
 	switch {
 	case t.retries == 0:
@@ -67,6 +70,7 @@ func newRetryTransport(base http.RoundTripper, opts RemoteOptions) *retryTranspo
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
+	stalls := 0
 	for attempt := 0; ; attempt++ {
 		r := req
 		if attempt > 0 {
@@ -94,6 +98,16 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if !replayable || attempt >= t.retries || ctx.Err() != nil {
 			return resp, err
 		}
+		retries := t.retries
+		var stall *StallError
+		if errors.As(err, &stall) {
+			if stalls >= maxStallRetries {
+				return resp, err
+			}
+			stalls++
+			// The last retry, unless a stall is retried more than once.
+			retries = min(retries, attempt+1+maxStallRetries-stalls)
+		}
 		wait, reason, retry := t.backoff(attempt, resp, err)
 		if !retry {
 			if reason != "" {
@@ -106,7 +120,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			io.CopyN(io.Discard, resp.Body, 4096)
 			resp.Body.Close()
 		}
-		t.logf("%s %s: %s; retrying in %v (retry %d of %d)", req.Method, redact(req), reason, wait.Round(time.Millisecond), attempt+1, t.retries)
+		t.logf("%s %s: %s; retrying in %v (retry %d of %d)", req.Method, redact(req), reason, wait.Round(time.Millisecond), attempt+1, retries)
 		timer := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -150,7 +164,8 @@ func (t *retryTransport) backoff(attempt int, resp *http.Response, err error) (w
 }
 
 // retryableError reports whether a failed round trip may succeed if sent
-// again: the connection was reset or closed early, or timed out.
+// again: the connection was reset or closed early, or timed out (a
+// *StallError is a timeout).
 func retryableError(err error) bool {
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return false

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
@@ -178,6 +179,14 @@ type RemoteOptions struct {
 	// retried: those without a body or whose body can be rewound. 5 when
 	// zero; none when negative.
 	Retries int
+	// StallTimeout is how long a registry may leave a request without
+	// progress: to accept the connection, finish the TLS handshake, take
+	// the next bytes of the request's body, start its answer or send the
+	// next bytes of it. A request that stalls fails with a *StallError
+	// naming the host, and is sent again once (when it can be). A slow
+	// transfer that keeps moving is not limited. DefaultStallTimeout when
+	// zero; no limit when negative.
+	StallTimeout time.Duration
 	// MaxConcurrency limits the requests in flight to each registry host,
 	// shared by every repository opened in the process with the same
 	// limit; unlimited when zero. Response bodies being read do not count.
@@ -262,7 +271,7 @@ func OpenRepository(ref Reference, opts RemoteOptions) (*remote.Repository, erro
 
 // newClient returns the client of a repository on the registry host.
 func newClient(opts RemoteOptions, host string) (*auth.Client, error) {
-	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport := newBaseTransport(opts)
 	if opts.Insecure || opts.CAFile != "" || opts.CertDir != "" {
 		cfg, err := tlsConfig(opts)
 		if err != nil {

@@ -108,6 +108,9 @@ func cronArgs(opts *mirrorOptions) []string {
 	if opts.chunk > 0 {
 		args = append(args, "--chunk-size", opts.chunkSize)
 	}
+	if opts.StallTimeout != target.DefaultStallTimeout {
+		args = append(args, "--stall-timeout", opts.StallTimeout.String())
+	}
 	return args
 }
 

@@ -3,10 +3,13 @@
 package option
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
 )
 
 // Remote holds the flags for reaching registries.
@@ -15,6 +18,9 @@ type Remote struct {
 	Insecure       bool
 	CAFile         string
 	RegistryConfig string
+	// StallTimeout is how long a registry may make no progress on a
+	// request; 0 for no limit.
+	StallTimeout time.Duration
 	// Log, when set, is told of retried requests and resumed uploads.
 	Log func(format string, args ...any)
 
@@ -27,11 +33,15 @@ func (o *Remote) ApplyFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.Insecure, "insecure", false, "skip TLS certificate verification for registries")
 	fs.StringVar(&o.CAFile, "ca-file", "", "PEM file of certificate authorities to trust for registries")
 	fs.StringVar(&o.RegistryConfig, "registry-config", "", "Docker config file with registry credentials (default $DOCKER_CONFIG/config.json or ~/.docker/config.json)")
+	fs.DurationVar(&o.StallTimeout, "stall-timeout", target.DefaultStallTimeout, "fail a registry request that makes no progress for this long: no connection, no answer, or less than 16 KiB moved (a slow transfer that keeps moving is not limited); 0 waits forever")
 }
 
-// Parse records which flags were given.
+// Parse records which flags were given and checks them.
 func (o *Remote) Parse(cmd *cobra.Command) error {
 	o.plainHTTPSet = cmd.Flags().Changed("plain-http")
+	if o.StallTimeout < 0 {
+		return cli.Usagef("--stall-timeout %v: expected a duration such as 30s or 2m, or 0 for no limit", o.StallTimeout)
+	}
 	return nil
 }
 
@@ -41,8 +51,12 @@ func (o *Remote) Options() target.RemoteOptions {
 		Insecure:       o.Insecure,
 		CAFile:         o.CAFile,
 		RegistryConfig: o.RegistryConfig,
+		StallTimeout:   o.StallTimeout,
 		UserAgent:      "kubectl-containerdisk",
 		Log:            o.Log,
+	}
+	if o.StallTimeout == 0 {
+		opts.StallTimeout = -1 // no limit
 	}
 	if o.plainHTTPSet {
 		v := o.PlainHTTP
