@@ -23,6 +23,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
+	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
@@ -249,21 +250,34 @@ func OpenRepository(ref Reference, opts RemoteOptions) (*remote.Repository, erro
 	return repo, nil
 }
 
+// LoadCAFile returns the system's certificate authorities with those of the
+// PEM bundle at path added. The file is read up to readlimit.Secret bytes: a
+// longer one is a *readlimit.LimitError.
+func LoadCAFile(ctx context.Context, path string) (*x509.CertPool, error) {
+	pem, err := readlimit.ReadFile(ctx, path, readlimit.Secret, "a CA file")
+	if err != nil {
+		return nil, fmt.Errorf("reading CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("reading CA file %q: no PEM certificate found; expected a PEM bundle such as the registry's ca.crt", path)
+	}
+	return pool, nil
+}
+
 func newClient(opts RemoteOptions) (*auth.Client, error) {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	if opts.Insecure || opts.CAFile != "" {
 		cfg := &tls.Config{InsecureSkipVerify: opts.Insecure} //nolint:gosec // asked for with --insecure
 		if opts.CAFile != "" {
-			pem, err := os.ReadFile(opts.CAFile)
+			// The file is bounded (see LoadCAFile); commands check it
+			// with their context before they get here.
+			pool, err := LoadCAFile(context.Background(), opts.CAFile)
 			if err != nil {
-				return nil, fmt.Errorf("reading CA file: %w", err)
-			}
-			pool, err := x509.SystemCertPool()
-			if err != nil {
-				pool = x509.NewCertPool()
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("reading CA file %q: no PEM certificate found; expected a PEM bundle such as the registry's ca.crt", opts.CAFile)
+				return nil, err
 			}
 			cfg.RootCAs = pool
 		}

@@ -3,10 +3,13 @@
 package option
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
 )
 
 // Remote holds the flags for reaching registries.
@@ -29,9 +32,15 @@ func (o *Remote) ApplyFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.RegistryConfig, "registry-config", "", "Docker config file with registry credentials (default $DOCKER_CONFIG/config.json or ~/.docker/config.json)")
 }
 
-// Parse records which flags were given.
+// Parse records which flags were given and reads --ca-file, so that a
+// wrong one is a usage error before anything is sent.
 func (o *Remote) Parse(cmd *cobra.Command) error {
 	o.plainHTTPSet = cmd.Flags().Changed("plain-http")
+	if o.CAFile != "" {
+		if _, err := target.LoadCAFile(cmd.Context(), o.CAFile); err != nil {
+			return &cli.UsageError{Err: fmt.Errorf("--ca-file: %w", err)}
+		}
+	}
 	return nil
 }
 
