@@ -7,16 +7,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
 	"slices"
 	"strings"
-	"text/template"
 
 	"go.yaml.in/yaml/v3"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
 )
 
@@ -44,7 +45,10 @@ type File struct {
 }
 
 // FileEntry is one declarative distribution. String fields other than name
-// are Go templates over TemplateData.
+// are Go templates over TemplateData, limited to what puts fields together
+// (fields, if, and built-in functions other than call; no range, with,
+// define, block, template, variables or printf widths), at most 4 KiB each
+// and writing at most 64 KiB each: a catalog file may come from anyone.
 type FileEntry struct {
 	Name     string   `yaml:"name"`
 	Base     string   `yaml:"base"`
@@ -100,6 +104,9 @@ var nameRE = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
 // ParseFile parses a catalog file. Every error names the file, the line and
 // the key at fault.
 func ParseFile(name string, data []byte) (*File, error) {
+	if err := readlimit.CheckYAML(name, data, readlimit.YAMLEntries, "a catalog file"); err != nil {
+		return nil, fmt.Errorf("catalog %w", err)
+	}
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, fmt.Errorf("catalog %s: %w", name, err)
@@ -241,13 +248,19 @@ func (e *FileEntry) validate() *entryError {
 	default:
 		return &entryError{"compression", fmt.Sprintf("%q: expected gzip, xz, zstd or none", e.Compression)}
 	}
-	for key, s := range map[string]string{"url": e.URL, "base": e.Base, "checksum.file": c.File, "build": e.Build} {
-		if _, err := template.New(key).Option("missingkey=error").Parse(s); err != nil {
+	for _, key := range []string{"url", "base", "checksum.file", "build"} {
+		s := map[string]string{"url": e.URL, "base": e.Base, "checksum.file": c.File, "build": e.Build}[key]
+		if err := checkTemplate(s); err != nil {
 			return &entryError{key, err.Error()}
 		}
 	}
-	for _, s := range append(slices.Clone(e.Tags), mapValues(e.URLs)...) {
-		if _, err := template.New("t").Option("missingkey=error").Parse(s); err != nil {
+	for _, a := range slices.Sorted(maps.Keys(e.URLs)) {
+		if err := checkTemplate(e.URLs[a]); err != nil {
+			return &entryError{"urls." + a, err.Error()}
+		}
+	}
+	for _, s := range e.Tags {
+		if err := checkTemplate(s); err != nil {
 			return &entryError{"tags", err.Error()}
 		}
 	}
@@ -255,14 +268,6 @@ func (e *FileEntry) validate() *entryError {
 }
 
 var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
-
-func mapValues(m map[string]string) []string {
-	var out []string
-	for _, v := range m {
-		out = append(out, v)
-	}
-	return out
-}
 
 // Distros returns the file's entries as distributions.
 func (f *File) Distros() []catalog.Distro {
@@ -321,7 +326,7 @@ func (d *fileDistro) release(ctx context.Context, env catalog.Env, version, arch
 	}
 	data := TemplateData{Name: e.Name, Version: version, Arch: arch, UpstreamArch: upstreamArch(arch), Base: strings.TrimSuffix(env.Base, "/")}
 	fail := func(format string, args ...any) catalog.Release {
-		r.Err = fmt.Errorf("%s:%s %s (catalog %s): %s", e.Name, version, arch, d.file, fmt.Sprintf(format, args...))
+		r.Err = fmt.Errorf("%s:%s %s (catalog %s): %w", e.Name, version, arch, d.file, fmt.Errorf(format, args...))
 		return r
 	}
 	urlT := e.URL
@@ -329,17 +334,17 @@ func (d *fileDistro) release(ctx context.Context, env catalog.Env, version, arch
 		urlT = u
 	}
 	var err error
-	if r.URL, err = expand(urlT, data); err != nil {
-		return fail("url: %v", err)
+	if r.URL, err = expand(ctx, urlT, data); err != nil {
+		return fail("url: %w", err)
 	}
 	data.URL = r.URL
-	if r.Build, err = expand(e.Build, data); err != nil {
-		return fail("build: %v", err)
+	if r.Build, err = expand(ctx, e.Build, data); err != nil {
+		return fail("build: %w", err)
 	}
 	for _, t := range e.Tags {
-		tag, err := expand(t, data)
+		tag, err := expand(ctx, t, data)
 		if err != nil {
-			return fail("tags: %v", err)
+			return fail("tags: %w", err)
 		}
 		if !tagRE.MatchString(tag) {
 			return fail("tag %q: expected a valid image tag", tag)
@@ -373,9 +378,9 @@ func (d *fileDistro) release(ctx context.Context, env catalog.Env, version, arch
 			return fail("checksum: %v", err)
 		}
 	default:
-		u, err := expand(e.Checksum.File, data)
+		u, err := expand(ctx, e.Checksum.File, data)
 		if err != nil {
-			return fail("checksum.file: %v", err)
+			return fail("checksum.file: %w", err)
 		}
 		body, err := env.Fetch.Fetch(ctx, u)
 		if err != nil {
@@ -397,19 +402,25 @@ func (d *fileDistro) release(ctx context.Context, env catalog.Env, version, arch
 	return r
 }
 
-func expand(t string, data TemplateData) (string, error) {
+// expand executes a template that checkTemplate passed, into at most
+// maxExpansion bytes.
+func expand(ctx context.Context, t string, data TemplateData) (string, error) {
 	if t == "" {
 		return "", nil
 	}
-	tmpl, err := template.New("t").Option("missingkey=error").Parse(t)
+	tmpl, err := parseTemplate(t)
 	if err != nil {
 		return "", err
 	}
-	var b strings.Builder
-	if err := tmpl.Execute(&b, data); err != nil {
+	w := &limitWriter{ctx: ctx, limit: maxExpansion}
+	if err := tmpl.Execute(w, data); err != nil {
+		var le *expansionError
+		if errors.As(err, &le) {
+			return "", le
+		}
 		return "", err
 	}
-	return b.String(), nil
+	return w.b.String(), nil
 }
 
 func upstreamArch(a string) string {

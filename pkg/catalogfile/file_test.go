@@ -130,6 +130,12 @@ func FuzzParseFile(f *testing.F) {
 	f.Add([]byte("entries:\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n  checksum: {file: f}\n"))
 	f.Add([]byte("policies:\n  debian: {minVersion: \"11\", keep: 2, eol: {\"11\": 2026-08-31}}\n"))
 	f.Add([]byte("entries: [{name: a, versions: [1], arches: [arm64], urls: {arm64: u}, checksum: {values: {arm64: x}}}]"))
+	// Templates that would run for hours or fill the memory are refused.
+	f.Add([]byte("entries: [{name: a, versions: [1], arches: [amd64], url: u, checksum: {value: x}, tags: ['{{range 1000000000}}{{range 1000000000}}x{{end}}{{end}}']}]"))
+	f.Add([]byte("entries: [{name: a, versions: [1], arches: [amd64], url: '{{$a := print .Base .Base}}{{$b := print $a $a}}{{$b}}', checksum: {value: x}}]"))
+	f.Add([]byte("entries: [{name: a, versions: [1], arches: [amd64], url: '{{printf \"%0999999d\" 1}}', checksum: {value: x}}]"))
+	f.Add([]byte("entries: [{name: a, versions: [1], arches: [amd64], url: '{{define \"t\"}}{{template \"t\"}}{{end}}{{template \"t\"}}', checksum: {value: x}}]"))
+	f.Add([]byte("entries: [{name: a, versions: [" + strings.Repeat("1,", 200_001) + "], arches: [amd64], url: u, checksum: {value: x}}]"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		file, err := ParseFile("fuzz.yaml", data)
 		if err != nil {

@@ -82,6 +82,8 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 )
 
 // Format is the syntax a configuration was written in.
@@ -291,6 +293,9 @@ func ParseConfigTarget(name string, data []byte, target string, scoped bool) (*C
 
 func parseConfig(p *parser, data []byte) (*Config, error) {
 	name := p.file
+	if err := readlimit.CheckYAML(name, data, readlimit.YAMLEntries, "a mirror configuration"); err != nil {
+		return nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -456,6 +461,34 @@ type parser struct {
 	// included, so that a file of aliases of aliases cannot make the
 	// parser read billions.
 	nodes int
+	// entries counts the tags and repositories read, against
+	// maxEntries.
+	entries int
+}
+
+// maxEntries is how many tags and repositories one configuration may list,
+// counted before any is expanded into copies; maxRegex bounds the length of
+// one allow, deny or images-by-tag-regex regex, checked before it is
+// compiled. Real configurations list tens of either, and a tag pattern is a
+// line.
+const (
+	maxEntries = 10_000
+	maxRegex   = 4 << 10
+)
+
+// addEntries counts n tags or repositories listed at key and reports
+// whether the configuration is still within maxEntries; it reports the
+// first time it is not.
+func (p *parser) addEntries(at *yaml.Node, key, what string, n int) bool {
+	if p.entries > maxEntries {
+		return false
+	}
+	p.entries += n
+	if p.entries > maxEntries {
+		p.failf(at, key, "%d %s, %d tags and repositories in the configuration so far: expected at most %d tags and repositories together in one configuration (split it into several files)", n, what, p.entries, maxEntries)
+		return false
+	}
+	return true
 }
 
 // maxNodes is how many mapping entries and list items a configuration may
@@ -916,6 +949,9 @@ func (p *parser) images(n *yaml.Node, key string) []ImageSpec {
 	if len(items) == 0 {
 		p.failf(n, key, "the list is empty: expected at least one repository")
 	}
+	if !p.addEntries(n, key, "repositories", len(items)) {
+		return nil
+	}
 	var specs []ImageSpec
 	for i, e := range items {
 		ekey := fmt.Sprintf("%s[%d]", key, i)
@@ -972,7 +1008,7 @@ func (p *parser) images(n *yaml.Node, key string) []ImageSpec {
 		if !hasRepo {
 			p.failf(e, join(ekey, "repository"), "missing: expected a repository path below the source, such as fedora")
 		}
-		if len(s.Tags) == 0 && !s.NeedsTagList() {
+		if len(s.Tags) == 0 && !s.NeedsTagList() && p.entries <= maxEntries {
 			p.failf(e, ekey, "no tags selected: expected tags, allow, deny, semver or newest (allow: ['.*'] selects every tag)")
 		}
 		specs = append(specs, s)
@@ -981,6 +1017,9 @@ func (p *parser) images(n *yaml.Node, key string) []ImageSpec {
 }
 
 func (p *parser) tags(n *yaml.Node, key string) []string {
+	if r := resolve(n); r.Kind == yaml.SequenceNode && !p.addEntries(n, key, "tags", len(r.Content)) {
+		return nil
+	}
 	vals, nodes, _ := p.strs(n, key, "tags")
 	for i, t := range vals {
 		if err := checkTag(t); err != nil {
@@ -1078,6 +1117,9 @@ func checkPlatformMode(m PlatformMode, emptyOK bool) error {
 // compileTagRegex compiles an allow or deny regex, anchored. Its error
 // quotes the regex as written.
 func compileTagRegex(expr string) (*regexp.Regexp, error) {
+	if len(expr) > maxRegex {
+		return nil, &regexError{expr: expr, msg: fmt.Sprintf("%d bytes: expected at most %s (a tag pattern such as '4[0-9]')", len(expr), readlimit.Size(maxRegex))}
+	}
 	if _, err := regexp.Compile(expr); err != nil {
 		msg := err.Error()
 		var se *syntax.Error
@@ -1098,5 +1140,11 @@ type regexError struct {
 	err       error
 }
 
-func (e *regexError) Error() string { return fmt.Sprintf("invalid regex %q: %s", e.expr, e.msg) }
+func (e *regexError) Error() string {
+	expr := e.expr
+	if len(expr) > 80 {
+		expr = expr[:77] + "..."
+	}
+	return fmt.Sprintf("invalid regex %q: %s", expr, e.msg)
+}
 func (e *regexError) Unwrap() error { return e.err }

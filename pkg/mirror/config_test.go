@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp/syntax"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -331,6 +332,11 @@ func FuzzParseConfig(f *testing.F) {
 		"units:\n- &u {source: quay.io, target: oci:x, images: [{repository: a, tags: [b]}]}\n- {<<: [*u, *u], scoped: true}\n",
 		"quay.io: {images: {a: null}, images-by-semver: {b: '^1 || 2.x'}}\n",
 		"defaults: {target: oci:x}\nunits: [{source: localhost, images: [{repository: a, allow: ['a|b'], newest: 3}]}]\n",
+		// Over the limits: a long regex, too many tags, too many entries.
+		"units: [{source: quay.io, target: oci:x, images: [{repository: a, allow: ['" + strings.Repeat("(a|b)", 1000) + "']}]}]\n",
+		"quay.io: {images-by-tag-regex: {a: '" + strings.Repeat("a", maxRegex+1) + "'}}\n",
+		"quay.io: {images: {a: [" + strings.Repeat("t, ", maxEntries+1) + "]}}\n",
+		"units: [{source: quay.io, target: oci:x, images: [{repository: a, tags: [" + strings.Repeat("a,", 200_001) + "]}]}]\n",
 	} {
 		f.Add(s)
 	}
@@ -440,6 +446,78 @@ func TestCredentialsStaySecret(t *testing.T) {
 		}
 		if err != nil && strings.Contains(err.Error(), secret) {
 			t.Errorf("ParseConfig: the error shows the password: %v", err)
+		}
+	}
+}
+
+// TestParseConfigLimits checks that a long regex and a long list of tags or
+// repositories are refused before anything is compiled or expanded, naming
+// the file, the line, the key, what was given and the limit.
+func TestParseConfigLimits(t *testing.T) {
+	const head = "units:\n- source: quay.io/containerdisks\n  target: oci:out\n  images:\n"
+	long := strings.Repeat("(a|b)", 1000)
+	var tags, repos, skopeoTags strings.Builder
+	for i := range maxEntries + 1 {
+		fmt.Fprintf(&tags, "    - t%d\n", i)
+		fmt.Fprintf(&repos, "  - {repository: r%d, tags: ['1']}\n", i)
+		fmt.Fprintf(&skopeoTags, "t%d, ", i)
+	}
+	tests := []struct{ name, yaml, want string }{
+		{"allow", head + "  - repository: fedora\n    allow: ['" + long + "']\n",
+			`big.yaml:6: units[0].images[0].allow: invalid regex "(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a|b)(a...": 5000 bytes: expected at most 4 KiB`},
+		{"deny", head + "  - repository: fedora\n    allow: ['.*']\n    deny: ['" + long + "']\n",
+			`big.yaml:7: units[0].images[0].deny: invalid regex "(a|b)`},
+		{"skopeo regex", "quay.io:\n  images-by-tag-regex:\n    fedora: '" + long + "'\n",
+			`big.yaml:3: quay.io.images-by-tag-regex.fedora: invalid regex "(a|b)`},
+		{"tags", head + "  - repository: fedora\n    tags:\n" + tags.String(),
+			"big.yaml:7: units[0].images[0].tags: 10001 tags, 10002 tags and repositories in the configuration so far: expected at most 10000"},
+		{"repositories", head + repos.String(),
+			"big.yaml:5: units[0].images: 10001 repositories, 10001 tags and repositories in the configuration so far: expected at most 10000"},
+		{"skopeo tags", "quay.io:\n  images:\n    fedora: [" + skopeoTags.String() + "]\n",
+			"big.yaml:3: quay.io.images.fedora: 10001 tags, 10002 tags and repositories in the configuration so far: expected at most 10000"},
+		{"YAML entries", head + "  - repository: fedora\n    tags: [" + strings.Repeat("a,", 200_000) + "]\n",
+			"big.yaml: more than 200000 YAML entries (lines, list items, keys), the limit for a mirror configuration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig("big.yaml", []byte(tt.yaml))
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Errorf("err = %v\nwant it to start with %s", err, tt.want)
+			}
+			if err != nil && len(err.Error()) > 1000 {
+				t.Errorf("an error of %d bytes: want the long value cut", len(err.Error()))
+			}
+		})
+	}
+}
+
+// TestParseConfigHostileMemory parses configurations of 4 MiB, the most
+// the mirror command reads, built to cost the most: a huge regex, millions
+// of one-byte tags, and a list just under the YAML entry limit. Each is
+// refused, allocating a small multiple of its size (without the limits: 1
+// to 1.8 GB).
+func TestParseConfigHostileMemory(t *testing.T) {
+	const head = "units:\n- source: quay.io/x\n  target: oci:out\n  images:\n  - repository: fedora\n"
+	const size = 4 << 20
+	for name, data := range map[string]string{
+		"regex":      head + "    allow: ['" + strings.Repeat("(a|b)", (size-200)/5) + "']\n",
+		"flow tags":  head + "    tags: [" + strings.Repeat("a,", (size-200)/2) + "a]\n",
+		"block tags": head + "    tags:\n" + strings.Repeat("    - a\n", (size-200)/8),
+		"under":      head + "    tags: [" + strings.Repeat("a,", 199_900) + "a]\n",
+	} {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		start := time.Now()
+		_, err := ParseConfig("big.yaml", []byte(data))
+		runtime.ReadMemStats(&after)
+		if err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+		n := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%s (%d KiB): %.1f MiB allocated in %s", name, len(data)>>10, float64(n)/(1<<20), time.Since(start).Round(time.Millisecond))
+		if n > 128<<20 {
+			t.Errorf("%s: %d MiB allocated, want at most 128 MiB", name, n>>20)
 		}
 	}
 }

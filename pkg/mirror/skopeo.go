@@ -112,7 +112,7 @@ func (p *parser) skopeo(pairs []pair) *Config {
 // ImageSpec that spec makes of each selector.
 func (p *parser) skopeoImages(n *yaml.Node, key string, u *Unit, spec func(val *yaml.Node, key string) (ImageSpec, bool)) {
 	repos, ok := p.mapping(n, key, "a mapping of repository to tags")
-	if !ok {
+	if !ok || !p.addEntries(n, key, "repositories", len(repos)) {
 		return
 	}
 	for _, r := range repos {

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 
@@ -75,4 +76,32 @@ func TestDecodeRecords(t *testing.T) {
 	if len(got) != 2 || got[0].Name != "fedora" || !got[0].Latest || got[1].Error != "boom" {
 		t.Errorf("records = %+v", got)
 	}
+}
+
+// TestDecodeLongLine checks that one line is read up to 4 MiB, not until
+// the memory gives out, and that a longer one is an input error naming its
+// line.
+func TestDecodeLongLine(t *testing.T) {
+	in := io.MultiReader(strings.NewReader("{\"reference\":\"oci:a:1\"}\n\n"), strings.NewReader(`{"reference":"`), zeros{})
+	n := 0
+	err := Decode(in, func(Record) error { n++; return nil })
+	var de *DecodeError
+	if !errors.As(err, &de) || de.Line != 3 || !strings.Contains(err.Error(), "stdin line 3: not a JSON record (longer than 4 MiB, the limit for one line)") {
+		t.Errorf("Decode = %v, want a DecodeError on line 3 naming the limit", err)
+	}
+	if n != 1 {
+		t.Errorf("%d records before the long line, want 1", n)
+	}
+	err = DecodeReleases(io.MultiReader(strings.NewReader("\n"), zeros{}), func(catalog.Release) error { return nil })
+	if !errors.As(err, &de) || de.Line != 2 {
+		t.Errorf("DecodeReleases = %v, want a DecodeError on line 2", err)
+	}
+}
+
+// zeros is an endless stream without a newline, as /dev/zero is.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
 }

@@ -5,6 +5,7 @@ package pipeline
 import (
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"slices"
 
 	"bufio"
@@ -161,6 +162,7 @@ func NewEncoder(w io.Writer) *Encoder {
 func (e *Encoder) Encode(r Record) error { return e.enc.Encode(r) }
 
 // maxLine bounds a record line; an index of many platforms stays far below.
+// A longer line is a DecodeError naming its number.
 const maxLine = 4 << 20
 
 // Decode reads JSON lines from r and calls fn for each record. Blank lines
@@ -194,7 +196,9 @@ func scanLines(r io.Reader, fn func(n int, line string) error) error {
 			return err
 		}
 	}
-	if err := sc.Err(); err != nil {
+	if err := sc.Err(); errors.Is(err, bufio.ErrTooLong) {
+		return &DecodeError{Line: n + 1, Err: fmt.Errorf("longer than %s, the limit for one line", readlimit.Size(maxLine))}
+	} else if err != nil {
 		return fmt.Errorf("reading stdin: %w", err)
 	}
 	return nil

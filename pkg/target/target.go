@@ -24,6 +24,7 @@ import (
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/credentials"
 
+	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
@@ -269,6 +270,32 @@ func OpenRepository(ref Reference, opts RemoteOptions) (*remote.Repository, erro
 	return repo, nil
 }
 
+// LoadCAFile returns the system's certificate authorities with those of the
+// PEM bundle at path added. The file is read up to readlimit.Secret bytes: a
+// longer one is a *readlimit.LimitError.
+func LoadCAFile(ctx context.Context, path string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if err := appendCAFile(ctx, pool, path); err != nil {
+		return nil, err
+	}
+	return pool, nil
+}
+
+// appendCAFile adds the certificates of the PEM bundle at path to pool.
+func appendCAFile(ctx context.Context, pool *x509.CertPool, path string) error {
+	pem, err := readlimit.ReadFile(ctx, path, readlimit.Secret, "a CA file")
+	if err != nil {
+		return fmt.Errorf("reading CA file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("reading CA file %q: no PEM certificate found; expected a PEM bundle such as the registry's ca.crt", path)
+	}
+	return nil
+}
+
 // newClient returns the client of a repository on the registry host.
 func newClient(opts RemoteOptions, host string) (*auth.Client, error) {
 	transport := newBaseTransport(opts)
@@ -323,12 +350,10 @@ func tlsConfig(opts RemoteOptions) (*tls.Config, error) {
 		pool = x509.NewCertPool()
 	}
 	if opts.CAFile != "" {
-		pem, err := os.ReadFile(opts.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("reading CA file: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("reading CA file %q: no PEM certificate found; expected a PEM bundle such as the registry's ca.crt", opts.CAFile)
+		// The file is bounded; commands check it with their context
+		// before they get here.
+		if err := appendCAFile(context.Background(), pool, opts.CAFile); err != nil {
+			return nil, err
 		}
 	}
 	if opts.CertDir != "" {
@@ -363,19 +388,23 @@ func loadCertDir(dir string, cfg *tls.Config, pool *x509.CertPool) error {
 		path := filepath.Join(dir, name)
 		switch {
 		case strings.HasSuffix(name, ".crt"):
-			pem, err := os.ReadFile(path)
-			if err != nil {
+			if err := appendCAFile(context.Background(), pool, path); err != nil {
 				return fmt.Errorf("reading certificate directory: %w", err)
-			}
-			if !pool.AppendCertsFromPEM(pem) {
-				return fmt.Errorf("reading certificate directory: %s: no PEM certificate found; expected the PEM certificate of a certificate authority", path)
 			}
 		case strings.HasSuffix(name, ".cert"):
 			key := strings.TrimSuffix(name, ".cert") + ".key"
 			if !has(key) {
 				return fmt.Errorf("reading certificate directory %s: the client certificate %s has no key %s (a CA certificate is named *.crt)", dir, name, key)
 			}
-			pair, err := tls.LoadX509KeyPair(path, filepath.Join(dir, key))
+			certPEM, err := readlimit.ReadFile(context.Background(), path, readlimit.Secret, "a client certificate")
+			if err != nil {
+				return fmt.Errorf("reading certificate directory %s: %w", dir, err)
+			}
+			keyPEM, err := readlimit.ReadFile(context.Background(), filepath.Join(dir, key), readlimit.Secret, "a client key")
+			if err != nil {
+				return fmt.Errorf("reading certificate directory %s: %w", dir, err)
+			}
+			pair, err := tls.X509KeyPair(certPEM, keyPEM)
 			if err != nil {
 				return fmt.Errorf("reading certificate directory %s: the client certificate %s and key %s: %w", dir, name, key, err)
 			}

@@ -2,9 +2,9 @@ package docs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	pkgdocs "github.com/containerdisk/kubectl-containerdisk/pkg/docs"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/option"
@@ -78,9 +79,9 @@ at the end and the exit status is then 1.`,
 }
 
 func runPublish(ctx context.Context, streams cli.Streams, opts *publishOptions) error {
-	data, err := os.ReadFile(opts.tokenFile)
+	data, err := readlimit.ReadFile(ctx, opts.tokenFile, readlimit.Secret, "a token file")
 	if err != nil {
-		return cli.Usagef("--token-file: %v", err)
+		return cli.Usagef("--token-file: %w", err)
 	}
 	token := strings.TrimSpace(string(data))
 	if token == "" {
@@ -88,7 +89,7 @@ func runPublish(ctx context.Context, streams cli.Streams, opts *publishOptions) 
 	}
 	var pages []pkgdocs.Page
 	if opts.dir != "" {
-		pages, err = readPages(opts.dir)
+		pages, err = readPages(ctx, opts.dir)
 	} else {
 		pages, err = opts.pages(ctx, streams)
 	}
@@ -124,7 +125,7 @@ func runPublish(ctx context.Context, streams cli.Streams, opts *publishOptions) 
 }
 
 // readPages reads the NAME.md pages of dir, leaving out the index.
-func readPages(dir string) ([]pkgdocs.Page, error) {
+func readPages(ctx context.Context, dir string) ([]pkgdocs.Page, error) {
 	paths, err := filepath.Glob(filepath.Join(dir, "*.md"))
 	if err != nil {
 		return nil, err
@@ -136,7 +137,11 @@ func readPages(dir string) ([]pkgdocs.Page, error) {
 		if file == pkgdocs.IndexName {
 			continue
 		}
-		data, err := os.ReadFile(p)
+		data, err := readlimit.ReadFile(ctx, p, readlimit.Config, "a documentation page")
+		var le *readlimit.LimitError
+		if errors.As(err, &le) {
+			return nil, cli.Usagef("--dir: %w", err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("reading the pages: %w", err)
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/mirror"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/option"
@@ -350,9 +350,9 @@ PREFIX/PATH:TAG, PATH being its repository path.`,
 			ctx := cmd.Context()
 			images := append([]string{}, args...)
 			if file != "" {
-				data, err := os.ReadFile(file)
+				data, err := readlimit.ReadFile(ctx, file, readlimit.Config, "a list of images")
 				if err != nil {
-					return cli.Usagef("-f %s: %v", file, err)
+					return cli.Usagef("-f: %w", err)
 				}
 				for _, l := range strings.Split(string(data), "\n") {
 					if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/mirror"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/option"
 )
@@ -142,9 +142,9 @@ the exit status is then 1. --dry-run prints the plan.`,
 }
 
 func runMirror(ctx context.Context, streams cli.Streams, opts *mirrorOptions) error {
-	data, err := os.ReadFile(opts.file)
+	data, err := readlimit.ReadFile(ctx, opts.file, readlimit.Config, "a mirror configuration")
 	if err != nil {
-		return cli.Usagef("-f %s: %v", opts.file, err)
+		return cli.Usagef("-f: %w", err)
 	}
 	var cfg *mirror.Config
 	if opts.to != "" {

@@ -15,6 +15,7 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/publish"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/transfer"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
@@ -95,7 +96,9 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *pushOptions) err
 		for i, g := range groups {
 			byKey[g.Key()] = results[i]
 		}
-		if err := mergeResults(opts.results, byKey); err != nil {
+		// The results of an interrupted run are kept too: the read of
+		// the file is bounded, not cancelled.
+		if err := mergeResults(context.WithoutCancel(ctx), opts.results, byKey); err != nil {
 			return err
 		}
 	}
@@ -226,9 +229,9 @@ func readPublished(ctx context.Context, ref target.Reference, targets *option.Ta
 // mergeResults adds results to the JSON object in path, keyed by
 // name:version, keeping the entries of other runs (other shards), and
 // replaces the file atomically.
-func mergeResults(path string, results map[string]Result) error {
+func mergeResults(ctx context.Context, path string, results map[string]Result) error {
 	all := map[string]Result{}
-	data, err := os.ReadFile(path)
+	data, err := readlimit.ReadFile(ctx, path, readlimit.Config, "a results file")
 	switch {
 	case err == nil:
 		if len(strings.TrimSpace(string(data))) > 0 {

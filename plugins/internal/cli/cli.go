@@ -20,6 +20,7 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 )
 
@@ -97,10 +98,12 @@ func ExitCode(err error) int {
 		dec   *pipeline.DecodeError
 		rdec  *pipeline.ReleaseDecodeError
 		cat   *catalog.UsageError
+		limit *readlimit.LimitError
 	)
 	switch {
 	case errors.As(err, &usage), errors.As(err, &inv), errors.As(err, &ref),
-		errors.As(err, &cdu), errors.As(err, &dec), errors.As(err, &rdec), errors.As(err, &cat):
+		errors.As(err, &cdu), errors.As(err, &dec), errors.As(err, &rdec), errors.As(err, &cat),
+		errors.As(err, &limit):
 		return ExitUsage
 	}
 	return ExitFailed

@@ -12,6 +12,7 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/artifacts"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalogfile"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
 )
@@ -42,7 +43,7 @@ func (o *Catalog) ApplyFlags(fs *pflag.FlagSet) {
 }
 
 // Parse checks the flags and reads the catalog files.
-func (o *Catalog) Parse(*cobra.Command) error {
+func (o *Catalog) Parse(cmd *cobra.Command) error {
 	for _, f := range o.Focus {
 		for _, g := range strings.Split(f, ",") {
 			if g = strings.TrimSpace(g); g != "" {
@@ -74,9 +75,9 @@ func (o *Catalog) Parse(*cobra.Command) error {
 		o.mirrors[name] = u
 	}
 	for _, path := range o.Files {
-		data, err := os.ReadFile(path)
+		data, err := readlimit.ReadFile(cmd.Context(), path, readlimit.Config, "a catalog file")
 		if err != nil {
-			return cli.Usagef("--catalog %s: %v", path, err)
+			return cli.Usagef("--catalog: %w", err)
 		}
 		f, err := catalogfile.ParseFile(path, data)
 		if err != nil {

@@ -3,6 +3,7 @@
 package option
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,11 +37,17 @@ func (o *Remote) ApplyFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.StallTimeout, "stall-timeout", target.DefaultStallTimeout, "fail a registry request that makes no progress for this long: no connection, no answer, or less than 16 KiB moved (a slow transfer that keeps moving is not limited); 0 waits forever")
 }
 
-// Parse records which flags were given and checks them.
+// Parse records which flags were given, checks them and reads --ca-file,
+// so that a wrong one is a usage error before anything is sent.
 func (o *Remote) Parse(cmd *cobra.Command) error {
 	o.plainHTTPSet = cmd.Flags().Changed("plain-http")
 	if o.StallTimeout < 0 {
 		return cli.Usagef("--stall-timeout %v: expected a duration such as 30s or 2m, or 0 for no limit", o.StallTimeout)
+	}
+	if o.CAFile != "" {
+		if _, err := target.LoadCAFile(cmd.Context(), o.CAFile); err != nil {
+			return &cli.UsageError{Err: fmt.Errorf("--ca-file: %w", err)}
+		}
 	}
 	return nil
 }
