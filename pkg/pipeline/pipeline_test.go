@@ -66,9 +66,15 @@ func TestDecodeReleasesErrors(t *testing.T) {
 }
 
 func TestDecodeRecords(t *testing.T) {
-	in := "{\"reference\":\"oci:a:1\",\"digest\":\"sha256:00\",\"name\":\"fedora\",\"version\":\"42\",\"latest\":true}\n\n{\"error\":\"boom\"}\n{\"digest\":\"x\"}\n"
+	in := "{\"reference\":\"oci:a:1\",\"digest\":\"sha256:" + strings.Repeat("0", 64) + "\",\"name\":\"fedora\",\"version\":\"42\",\"latest\":true}\n\n{\"error\":\"boom\"}\n{\"digest\":\"x\"}\n"
 	var got []Record
-	err := Decode(strings.NewReader(in), func(r Record) error { got = append(got, r); return nil })
+	err := Decode(strings.NewReader(in), func(r Record, invalid error) error {
+		if invalid != nil {
+			t.Errorf("record %+v refused: %v", r, invalid)
+		}
+		got = append(got, r)
+		return nil
+	})
 	var de *DecodeError
 	if !errors.As(err, &de) || de.Line != 4 {
 		t.Fatalf("Decode = %v, want a DecodeError on line 4", err)
@@ -84,7 +90,7 @@ func TestDecodeRecords(t *testing.T) {
 func TestDecodeLongLine(t *testing.T) {
 	in := io.MultiReader(strings.NewReader("{\"reference\":\"oci:a:1\"}\n\n"), strings.NewReader(`{"reference":"`), zeros{})
 	n := 0
-	err := Decode(in, func(Record) error { n++; return nil })
+	err := Decode(in, func(Record, error) error { n++; return nil })
 	var de *DecodeError
 	if !errors.As(err, &de) || de.Line != 3 || !strings.Contains(err.Error(), "stdin line 3: not a JSON record (longer than 4 MiB, the limit for one line)") {
 		t.Errorf("Decode = %v, want a DecodeError on line 3 naming the limit", err)

@@ -72,6 +72,9 @@ type Push struct {
 	Existing      int      `json:"existing"`
 	Tagged        []string `json:"tagged,omitempty"`
 	Unchanged     []string `json:"unchanged,omitempty"`
+	// Kept lists the unique tags that already named another image and
+	// were left on it: a unique tag is never moved.
+	Kept []string `json:"kept,omitempty"`
 }
 
 // Verify says whether an image booted and passed its checks on every
@@ -167,7 +170,11 @@ const maxLine = 4 << 20
 
 // Decode reads JSON lines from r and calls fn for each record. Blank lines
 // are skipped. A line that is not a record is an error naming its number.
-func Decode(r io.Reader, fn func(Record) error) error {
+// A record with a field that would not make a valid repository name, tag
+// or digest (see Record.Validate) is passed to fn with its *FieldError,
+// which names the line: the caller fails that record alone, before
+// writing anything for it, and goes on with the others.
+func Decode(r io.Reader, fn func(Record, error) error) error {
 	return scanLines(r, func(n int, line string) error {
 		var rec Record
 		dec := json.NewDecoder(strings.NewReader(line))
@@ -177,7 +184,7 @@ func Decode(r io.Reader, fn func(Record) error) error {
 		if rec.Reference == "" && rec.Error == "" {
 			return &DecodeError{Line: n, Text: line, Err: errors.New(`no "reference" field`)}
 		}
-		return fn(rec)
+		return fn(rec, rec.Validate(n))
 	})
 }
 

@@ -86,7 +86,10 @@ func (r Release) ToRelease() (catalog.Release, error) {
 func (e *Encoder) EncodeRelease(r Release) error { return e.enc.Encode(r) }
 
 // DecodeReleases reads the JSON lines gather prints and calls fn for each.
-// A line that is not a release is an error naming its number.
+// A line that is not a release is an error naming its number. A release
+// with a field that would not make a valid repository name or tag (see
+// Release.Validate) is passed with that *FieldError in its Err, so that
+// its group fails alone, before anything is written for it.
 func DecodeReleases(r io.Reader, fn func(catalog.Release) error) error {
 	return scanLines(r, func(n int, line string) error {
 		var rel Release
@@ -99,6 +102,9 @@ func DecodeReleases(r io.Reader, fn func(catalog.Release) error) error {
 		}
 		if err != nil {
 			return &ReleaseDecodeError{DecodeError{Line: n, Text: line, Err: err}}
+		}
+		if err := rel.Validate(n); err != nil {
+			cr.Err = err
 		}
 		return fn(cr)
 	})

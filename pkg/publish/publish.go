@@ -145,6 +145,19 @@ func Tags(g catalog.Group, now time.Time) []string {
 	return tags
 }
 
+// Unique returns those of tags that pin one image, and so must never be
+// moved to another: every tag but the moving ones, the version and
+// "latest".
+func Unique(g catalog.Group, tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		if t != g.Version && t != "latest" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // UniqueTags returns the unique tags every release of the group has.
 func UniqueTags(g catalog.Group) []string {
 	if len(g.Releases) == 0 {

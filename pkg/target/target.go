@@ -61,7 +61,49 @@ type InvalidReferenceError struct {
 }
 
 func (e *InvalidReferenceError) Error() string {
-	return fmt.Sprintf("invalid reference %q: %s; expected a registry reference like \"registry.example.com/containerdisks/fedora:41\" or an OCI layout like \"oci:./layout:41\"", e.Input, e.Reason)
+	r := e.Redacted()
+	return fmt.Sprintf("invalid reference %q: %s; expected %s", r.Input, r.Reason, ExpectedReference)
+}
+
+// ExpectedReference says what a reference looks like, for error messages.
+const ExpectedReference = `a registry reference like "registry.example.com/containerdisks/fedora:41" or an OCI layout like "oci:./layout:41"`
+
+// Redacted returns the error with the user name and password the input
+// carried before its host replaced by "***", in the input and the reason.
+func (e *InvalidReferenceError) Redacted() *InvalidReferenceError {
+	r := *e
+	if u := userinfo(e.Input); u != "" {
+		r.Input = strings.ReplaceAll(r.Input, u+"@", "***@")
+		r.Reason = strings.ReplaceAll(r.Reason, u+"@", "***@")
+	}
+	return &r
+}
+
+// Redact returns s with the user name and password a registry reference or
+// URL may carry before its host ("user:pw@host/repo") replaced by "***",
+// so that an error echoing what was given never shows a password.
+func Redact(s string) string {
+	if u := userinfo(s); u != "" {
+		return strings.ReplaceAll(s, u+"@", "***@")
+	}
+	return s
+}
+
+// userinfo is the "user:password" part of a registry reference or URL,
+// before the "@" of its host; empty when there is none. Layout paths,
+// where "@" starts a digest, have none.
+func userinfo(s string) string {
+	if strings.HasPrefix(s, LayoutPrefix) {
+		return ""
+	}
+	if _, rest, ok := strings.Cut(s, "://"); ok {
+		s = rest
+	}
+	host, _, _ := strings.Cut(s, "/")
+	if i := strings.LastIndex(host, "@"); i > 0 {
+		return host[:i]
+	}
+	return ""
 }
 
 // Parse parses s as an OCI layout reference (oci:DIR[:tag|@digest]) or a

@@ -430,3 +430,22 @@ func TestCredentials(t *testing.T) {
 		},
 	}, password, basic(user, password), token)
 }
+
+func TestInvalidReferenceRedactsUserinfo(t *testing.T) {
+	for _, in := range []string{"user:pw@host/repo", "user:pw@registry.example.com/repo:1", "https://user:pw@registry.example.com/repo"} {
+		_, err := target.Parse(in)
+		if err == nil {
+			t.Fatalf("Parse(%q) succeeded", in)
+		}
+		if msg := err.Error(); strings.Contains(msg, "user:pw") || strings.Contains(msg, "pw@") || !strings.Contains(msg, "***@") {
+			t.Errorf("Parse(%q): %q shows the password, or no ***@ in its place", in, msg)
+		}
+	}
+	if got := target.Redact("oci:/x@sha256:00"); got != "oci:/x@sha256:00" {
+		t.Errorf("Redact of a layout digest reference = %q", got)
+	}
+	_, err := target.Parse("oci:dir:\x1b[31m")
+	if err == nil || strings.Contains(err.Error(), "\x1b") {
+		t.Errorf("Parse of a tag with an escape: %v, want an error showing it escaped", err)
+	}
+}

@@ -25,6 +25,11 @@ type Options struct {
 	// Tags are written once the whole image is in place, in order. Put
 	// unique tags first and moving tags (such as "41" or "latest") last.
 	Tags []string
+	// Unique lists those of Tags that pin one image (such as
+	// "41-2612031327"): one that already names another image is kept on
+	// it, never moved, and reported as ActionKept; the other tags are
+	// still written.
+	Unique []string
 	// DryRun checks what is missing and writes nothing.
 	DryRun bool
 	// MountFrom lists repositories of the destination registry that may
@@ -51,6 +56,9 @@ const (
 	ActionUnchanged   Action = "unchanged"
 	// ActionResumed: an upload cut midway goes on at Event.Offset.
 	ActionResumed Action = "resumed"
+	// ActionKept: a unique tag already names another image (Event.Was)
+	// and is left on it.
+	ActionKept Action = "kept"
 )
 
 // Event reports one handled node or tag.
@@ -61,6 +69,8 @@ type Event struct {
 	Tag string
 	// Offset is where a resumed upload goes on.
 	Offset int64
+	// Was is, for a kept tag, the image it names and keeps naming.
+	Was ocispec.Descriptor
 }
 
 // Report summarises a push.
@@ -77,9 +87,11 @@ type Report struct {
 	// below them.
 	Existing int
 	// Tagged lists the tags written (or, in a dry run, that would be);
-	// Unchanged the tags that already pointed at Root.
+	// Unchanged the tags that already pointed at Root; Kept the unique
+	// tags that name another image and were left on it.
 	Tagged    []string
 	Unchanged []string
+	Kept      []string
 }
 
 // UpToDate reports whether the push had nothing to do.
@@ -107,6 +119,8 @@ func Push(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descrip
 			rep.Tagged = append(rep.Tagged, e.Tag)
 		case ActionUnchanged:
 			rep.Unchanged = append(rep.Unchanged, e.Tag)
+		case ActionKept:
+			rep.Kept = append(rep.Kept, e.Tag)
 		}
 		mu.Unlock()
 		if opts.OnEvent != nil {
@@ -120,6 +134,8 @@ func Push(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descrip
 		switch {
 		case err == nil && desc.Digest == root.Digest:
 			emit(Event{Action: ActionUnchanged, Tag: tag, Descriptor: root})
+		case err == nil && slices.Contains(opts.Unique, tag):
+			emit(Event{Action: ActionKept, Tag: tag, Descriptor: root, Was: desc})
 		case err == nil || errors.Is(err, errdef.ErrNotFound):
 			pending = append(pending, tag)
 		default:

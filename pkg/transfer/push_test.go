@@ -263,3 +263,47 @@ func fetch(t testing.TB, s *oci.Store, d ocispec.Descriptor, v any) {
 		t.Fatalf("decoding %s: %v", d.Digest, err)
 	}
 }
+
+// A unique tag pins an image: a second image pushed with the same unique tag
+// (a build published within the same minute) leaves it where it is, while
+// the moving tag moves.
+func TestPushNeverMovesAUniqueTag(t *testing.T) {
+	ctx := context.Background()
+	reg := testregistry.New(t)
+	dst := repo(t, reg, "containerdisks/fedora")
+	src1, _, root1 := image(t, "amd64")
+	src2, _, root2 := image(t, "amd64", "arm64")
+	opts := transfer.Options{Tags: []string{"42-2612031327", "42-1.1", "42"}, Unique: []string{"42-2612031327", "42-1.1"}}
+	if _, err := transfer.Push(ctx, src1, root1, dst, opts); err != nil {
+		t.Fatal(err)
+	}
+
+	opts.Tags = []string{"42-2612031327", "42-1.2", "42"}
+	opts.Unique = []string{"42-2612031327", "42-1.2"}
+	for _, dryRun := range []bool{true, false} {
+		var rec recorder
+		opts.DryRun, opts.OnEvent = dryRun, rec.add
+		rep, err := transfer.Push(ctx, src2, root2, dst, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(rep.Kept, []string{"42-2612031327"}) || len(rep.Tagged) != 2 || rep.Tagged[0] != "42-1.2" || rep.Tagged[1] != "42" {
+			t.Errorf("dry run %v: report %+v, want 42-2612031327 kept and 42-1.2, 42 tagged", dryRun, rep)
+		}
+		var kept []transfer.Event
+		for _, e := range rec.events {
+			if e.Action == transfer.ActionKept {
+				kept = append(kept, e)
+			}
+		}
+		if len(kept) != 1 || kept[0].Was.Digest != root1.Digest || kept[0].Descriptor.Digest != root2.Digest {
+			t.Errorf("dry run %v: kept events %+v, want one saying the tag names %s", dryRun, kept, root1.Digest)
+		}
+	}
+	for tag, want := range map[string]ocispec.Descriptor{"42-2612031327": root1, "42-1.1": root1, "42-1.2": root2, "42": root2} {
+		d, err := dst.Resolve(ctx, tag)
+		if err != nil || d.Digest != want.Digest {
+			t.Errorf("tag %s resolves to %v, %v; want %s", tag, d.Digest, err, want.Digest)
+		}
+	}
+}

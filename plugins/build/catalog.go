@@ -75,7 +75,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 	enc := pipeline.NewEncoder(streams.Out)
 	for i, rec := range records {
 		if rec.Error != "" {
-			failed = append(failed, rec.Name+":"+rec.Version+": "+rec.Error)
+			failed = append(failed, pipeline.Show(rec.Name+":"+rec.Version)+": "+rec.Error)
 		}
 		if opts.JSON() {
 			if err := enc.Encode(rec); err != nil {
@@ -99,8 +99,16 @@ func buildGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix
 	rec := pipeline.Record{Name: g.Name, Version: g.Version, Tags: publish.UniqueTags(g), Latest: g.Latest()}
 	fail := func(err error) pipeline.Record {
 		rec.Error = err.Error()
-		status.Printf("Failed %s: %v", g.Key(), err)
+		status.Printf("Failed %s: %v", pipeline.Show(g.Key()), err)
 		return rec
+	}
+	// Nothing is opened, so nothing created, for a release that cannot
+	// be built or whose name would not stay below the target.
+	if err := g.Err(); err != nil {
+		return fail(err)
+	}
+	if err := pipeline.ValidateGroup(g); err != nil {
+		return fail(err)
 	}
 	dst, err := targets.Open(ctx, ref)
 	if err != nil {

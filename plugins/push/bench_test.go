@@ -203,9 +203,9 @@ func runCatalog(ctx context.Context, b *testing.B, args []string) []pipeline.Rec
 		b.Fatalf("push %s: exit status %d\n%s", strings.Join(args, " "), code, errOut.String())
 	}
 	var recs []pipeline.Record
-	err := pipeline.Decode(&out, func(r pipeline.Record) error {
+	err := pipeline.Decode(&out, func(r pipeline.Record, invalid error) error {
 		recs = append(recs, r)
-		return nil
+		return invalid
 	})
 	if err != nil {
 		b.Fatalf("reading the records of push: %v", err)
@@ -318,9 +318,9 @@ func BenchmarkCatalogColdPush3Arch(b *testing.B) {
 		}
 		start, took := time.Unix(0, startNS), time.Duration(tookNS)
 		var recs []pipeline.Record
-		if err := pipeline.Decode(&out, func(r pipeline.Record) error {
+		if err := pipeline.Decode(&out, func(r pipeline.Record, invalid error) error {
 			recs = append(recs, r)
-			return nil
+			return invalid
 		}); err != nil {
 			b.Fatal(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"oras.land/oras-go/v2"
@@ -28,6 +29,7 @@ type Result struct {
 	Status  string   `json:"status"`
 	Digest  string   `json:"digest,omitempty"`
 	Tags    []string `json:"tags,omitempty"`
+	Kept    []string `json:"kept,omitempty"`
 	Error   string   `json:"error,omitempty"`
 	Time    string   `json:"time"`
 	Changes string   `json:"changes,omitempty"`
@@ -108,7 +110,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *pushOptions) err
 	for i, rec := range records {
 		counts[results[i].Status]++
 		if rec.Error != "" {
-			failed = append(failed, rec.Name+":"+rec.Version+": "+rec.Error)
+			failed = append(failed, pipeline.Show(rec.Name+":"+rec.Version)+": "+rec.Error)
 		}
 		if opts.JSON() {
 			if err := enc.Encode(rec); err != nil {
@@ -152,11 +154,14 @@ func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, pref
 		rec.Metadata = &g.Releases[0].Metadata
 	}
 	fail := func(err error) (pipeline.Record, Result) {
-		status.Printf("Failed %s: %s", g.Key(), cli.Explain(err))
+		status.Printf("Failed %s: %s", pipeline.Show(g.Key()), cli.Explain(err))
 		rec.Error = err.Error()
 		return rec, Result{Status: StatusFailed, Error: err.Error(), Time: stamp}
 	}
 	if err := g.Err(); err != nil {
+		return fail(err)
+	}
+	if err := pipeline.ValidateGroup(g); err != nil {
 		return fail(err)
 	}
 	tags := publish.Tags(g, opts.now)
@@ -192,18 +197,23 @@ func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, pref
 	}
 	// Everything is in place; only now are the tags written, the moving
 	// ones last.
-	rep, err := transfer.Push(ctx, dst, res.Root, dst, transfer.Options{Tags: tags})
+	rep, err := transfer.Push(ctx, dst, res.Root, dst, transfer.Options{
+		Tags:    tags,
+		Unique:  publish.Unique(g, tags),
+		OnEvent: func(e transfer.Event) { option.WarnKept(status, repo, e) },
+	})
 	if err != nil {
 		return fail(fmt.Errorf("tagging %s: %w", ref, err))
 	}
+	tags = slices.DeleteFunc(tags, func(t string) bool { return slices.Contains(rep.Kept, t) })
 	status.Printf("Pushed %s %s as %s", ref, res.Root.Digest, strings.Join(tags, ", "))
 	rec.Digest = res.Root.Digest.String()
 	rec.MediaType = res.Root.MediaType
 	rec.Size = res.Root.Size
 	rec.Tags = tags
-	rec.Push = &pipeline.Push{Status: StatusPushed, Tagged: rep.Tagged, Unchanged: rep.Unchanged}
+	rec.Push = &pipeline.Push{Status: StatusPushed, Tagged: rep.Tagged, Unchanged: rep.Unchanged, Kept: rep.Kept}
 	rec.Images = pipeline.Images(res)
-	return rec, Result{Status: StatusPushed, Digest: rec.Digest, Tags: tags, Changes: changes, Time: stamp}
+	return rec, Result{Status: StatusPushed, Digest: rec.Digest, Tags: tags, Kept: rep.Kept, Changes: changes, Time: stamp}
 }
 
 // readPublished reads what the destination has, without creating anything:

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,6 +45,12 @@ type pushOptions struct {
 
 // NewCommand returns the push command.
 func NewCommand(streams cli.Streams) *cobra.Command {
+	return newCommand(streams, time.Now)
+}
+
+// newCommand is NewCommand with the clock that names the timestamped
+// tags, so that a test can run twice within one minute.
+func newCommand(streams cli.Streams, clock func() time.Time) *cobra.Command {
 	var opts pushOptions
 	cmd := &cobra.Command{
 		Use:   "push [flags] [SOURCE [DESTINATION]]",
@@ -123,7 +130,7 @@ Exit status: 0 all pushed, 1 some failed, 2 usage or input error, 130 interrupte
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.now = time.Now()
+			opts.now = clock()
 			var err error
 			if opts.Catalog.Focused() {
 				err = runCatalog(cmd.Context(), streams, &opts)
@@ -161,6 +168,9 @@ Exit status: 0 all pushed, 1 some failed, 2 usage or input error, 130 interrupte
 type item struct {
 	rec pipeline.Record
 	src target.Reference
+	// err is why the record was refused as read (a *pipeline.FieldError):
+	// it fails alone, and nothing is written for it.
+	err error
 }
 
 func runPush(ctx context.Context, streams cli.Streams, opts *pushOptions, args []string) error {
@@ -179,8 +189,12 @@ func runPush(ctx context.Context, streams cli.Streams, opts *pushOptions, args [
 		}
 		items = append(items, item{src: src, rec: pipeline.Record{Reference: src.String()}})
 	} else {
-		err := pipeline.Decode(streams.In, func(rec pipeline.Record) error {
+		err := pipeline.Decode(streams.In, func(rec pipeline.Record, invalid error) error {
 			if rec.Error != "" {
+				return nil
+			}
+			if invalid != nil {
+				items = append(items, item{rec: rec, err: invalid})
 				return nil
 			}
 			src, err := target.Parse(rec.Reference)
@@ -206,6 +220,18 @@ func runPush(ctx context.Context, streams cli.Streams, opts *pushOptions, args [
 	enc := pipeline.NewEncoder(streams.Out)
 	var failed []string
 	for _, it := range items {
+		if it.err != nil {
+			// Refused as read: its error names the line and the field.
+			failed = append(failed, it.err.Error())
+			it.rec.Error = it.err.Error()
+			fmt.Fprintf(streams.ErrOut, "Error: %s\n", it.err)
+			if opts.JSON() {
+				if err := enc.Encode(it.rec); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		rec, err := pushOne(ctx, streams, opts, status, it, dst)
 		if err != nil && len(args) > 0 {
 			// One image named on the command line: its error is the
@@ -213,9 +239,10 @@ func runPush(ctx context.Context, streams cli.Streams, opts *pushOptions, args [
 			return err
 		}
 		if err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", it.src, err))
+			src := pipeline.Show(it.src.String())
+			failed = append(failed, fmt.Sprintf("%s: %v", src, err))
 			rec.Error = err.Error()
-			fmt.Fprintf(streams.ErrOut, "Error: pushing %s: %s\n", it.src, cli.Explain(err))
+			fmt.Fprintf(streams.ErrOut, "Error: pushing %s: %s\n", src, cli.Explain(err))
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -264,6 +291,14 @@ func pushOne(ctx context.Context, streams cli.Streams, opts *pushOptions, status
 		moving = rec.Version
 		tags = append(tags, rec.Version+"-"+opts.now.UTC().Format("0601021504"))
 	}
+	// The timestamped tag and the record's own tags pin this image: one
+	// that already names another image is kept, never moved.
+	var unique []string
+	for _, t := range append(slices.Clone(tags), rec.Tags...) {
+		if t != moving && t != rec.Version && t != "latest" {
+			unique = append(unique, t)
+		}
+	}
 	tags = append(append(tags, rec.Tags...), opts.tags...)
 	if moving != "" {
 		tags = append(tags, moving)
@@ -291,10 +326,12 @@ func pushOne(ctx context.Context, streams cli.Streams, opts *pushOptions, status
 	}
 	rep, err := transfer.Push(ctx, source, root, dstTarget, transfer.Options{
 		Tags:        tags,
+		Unique:      unique,
 		DryRun:      opts.dryRun,
 		MountFrom:   mount,
 		Concurrency: opts.concurrency,
 		OnEvent: func(e transfer.Event) {
+			option.WarnKept(status, dst, e)
 			if opts.dryRun && !opts.JSON() {
 				printPlan(streams.Out, dst, e)
 				return
@@ -315,6 +352,7 @@ func pushOne(ctx context.Context, streams cli.Streams, opts *pushOptions, status
 		Existing:      rep.Existing,
 		Tagged:        rep.Tagged,
 		Unchanged:     rep.Unchanged,
+		Kept:          rep.Kept,
 	}
 	if err != nil {
 		return rec, err

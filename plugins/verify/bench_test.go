@@ -66,7 +66,10 @@ func BenchmarkVerifyLocal4(b *testing.B) {
 		if code != 0 {
 			b.Fatalf("--workers %d: exit %d\n%s", workers, code, errOut.String())
 		}
-		err := pipeline.Decode(&out, func(r pipeline.Record) error {
+		err := pipeline.Decode(&out, func(r pipeline.Record, invalid error) error {
+			if invalid != nil {
+				return invalid
+			}
 			for _, v := range r.Verify.Results {
 				for _, c := range v.Checks {
 					d := time.Duration(c.Seconds * float64(time.Second))

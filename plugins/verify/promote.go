@@ -84,7 +84,13 @@ func runPromote(ctx context.Context, streams cli.Streams, opts *promoteOptions) 
 		return cli.Usagef("--to %q has a tag: expected a prefix such as quay.io/containerdisks, below which each image goes to NAME", opts.to)
 	}
 	var recs []pipeline.Record
-	if err := pipeline.Decode(streams.In, func(r pipeline.Record) error { recs = append(recs, r); return nil }); err != nil {
+	// invalid[i] is why recs[i] was refused as read: it fails alone.
+	var invalid []error
+	err = pipeline.Decode(streams.In, func(r pipeline.Record, err error) error {
+		recs, invalid = append(recs, r), append(invalid, err)
+		return nil
+	})
+	if err != nil {
 		return err
 	}
 	if len(recs) == 0 {
@@ -94,12 +100,20 @@ func runPromote(ctx context.Context, streams cli.Streams, opts *promoteOptions) 
 	opts.Remote.Log = status.Printf
 	enc := pipeline.NewEncoder(streams.Out)
 	var failed []string
-	for _, rec := range recs {
-		out, err := promoteOne(ctx, rec, prefix, opts, status)
-		if err != nil {
-			failed = append(failed, fmt.Sprintf("%s: %v", rec.Reference, err))
+	for i, rec := range recs {
+		out, err := rec, invalid[i]
+		if err == nil {
+			out, err = promoteOne(ctx, rec, prefix, opts, status)
+		}
+		if invalid[i] != nil {
+			failed = append(failed, err.Error())
 			out.Error = err.Error()
-			status.Printf("Not promoted %s: %s", rec.Reference, cli.Explain(err))
+			fmt.Fprintf(streams.ErrOut, "Error: %s\n", err)
+		} else if err != nil {
+			shown := pipeline.Show(rec.Reference)
+			failed = append(failed, fmt.Sprintf("%s: %v", shown, err))
+			out.Error = err.Error()
+			status.Printf("Not promoted %s: %s", shown, cli.Explain(err))
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -140,6 +154,11 @@ func promoteOne(ctx context.Context, rec pipeline.Record, prefix target.Referenc
 		} else {
 			name = path.Base(src.Repository)
 		}
+		// A directory named "..", or "x y", is no name to write below
+		// --to.
+		if err := pipeline.ValidateName(name); err != nil {
+			return rec, fmt.Errorf("the record has no \"name\" and the last element of its reference is no repository name: %w", err)
+		}
 	}
 	tags := rec.AllTags()
 	if len(tags) == 0 && src.IsTag() {
@@ -166,12 +185,24 @@ func promoteOne(ctx context.Context, rec pipeline.Record, prefix target.Referenc
 	if src.Kind == target.KindRegistry && dst.Kind == target.KindRegistry && src.Registry == dst.Registry && src.Repository != dst.Repository {
 		mount = append(mount, src.Repository)
 	}
-	rep, err := transfer.Push(ctx, source, root, dstTarget, transfer.Options{Tags: tags, DryRun: opts.dryRun, MountFrom: mount})
+	// Every tag but the version, "latest" and the moving tag written
+	// last pins the image: one that names another image is kept.
+	moving := tags[len(tags)-1]
+	var unique []string
+	for _, t := range tags {
+		if t != moving && t != rec.Version && t != "latest" {
+			unique = append(unique, t)
+		}
+	}
+	rep, err := transfer.Push(ctx, source, root, dstTarget, transfer.Options{
+		Tags: tags, Unique: unique, DryRun: opts.dryRun, MountFrom: mount,
+		OnEvent: func(e transfer.Event) { option.WarnKept(status, dst, e) },
+	})
 	out := rec
 	out.Reference = dst.String()
 	out.Push = &pipeline.Push{
 		DryRun: rep.DryRun, Uploaded: rep.Uploaded, UploadedBytes: rep.UploadedBytes,
-		Mounted: rep.Mounted, Existing: rep.Existing, Tagged: rep.Tagged, Unchanged: rep.Unchanged,
+		Mounted: rep.Mounted, Existing: rep.Existing, Tagged: rep.Tagged, Unchanged: rep.Unchanged, Kept: rep.Kept,
 	}
 	if err != nil {
 		return out, err

@@ -109,7 +109,7 @@ func TestPromote(t *testing.T) {
 		}
 	}
 	var recs []pipeline.Record
-	if err := pipeline.Decode(strings.NewReader(out), func(r pipeline.Record) error { recs = append(recs, r); return nil }); err != nil {
+	if err := pipeline.Decode(strings.NewReader(out), func(r pipeline.Record, invalid error) error { recs = append(recs, r); return invalid }); err != nil {
 		t.Fatal(err)
 	}
 	if len(recs) != 3 || recs[0].Reference != to+"/fedora:latest" || recs[0].Push == nil || !slices.Equal(recs[0].Push.Tagged, []string{"42-2611231200", "42", "latest"}) {

@@ -268,10 +268,16 @@ func readSubjects(ctx context.Context, streams cli.Streams, opts *verifyOptions,
 			recs = append(recs, pipeline.Record{Reference: a})
 		}
 	} else {
-		err := pipeline.Decode(streams.In, func(r pipeline.Record) error {
-			if r.Error == "" {
-				recs = append(recs, r)
+		err := pipeline.Decode(streams.In, func(r pipeline.Record, invalid error) error {
+			if r.Error != "" {
+				return nil
 			}
+			if invalid != nil {
+				// Its fields would make no valid reference or
+				// digest: an input error, before any VM starts.
+				return invalid
+			}
+			recs = append(recs, r)
 			return nil
 		})
 		if err != nil {

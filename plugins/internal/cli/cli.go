@@ -97,12 +97,13 @@ func ExitCode(err error) int {
 		cdu   *containerdisk.UsageError
 		dec   *pipeline.DecodeError
 		rdec  *pipeline.ReleaseDecodeError
+		field *pipeline.FieldError
 		cat   *catalog.UsageError
 		limit *readlimit.LimitError
 	)
 	switch {
 	case errors.As(err, &usage), errors.As(err, &inv), errors.As(err, &ref),
-		errors.As(err, &cdu), errors.As(err, &dec), errors.As(err, &rdec), errors.As(err, &cat),
+		errors.As(err, &cdu), errors.As(err, &dec), errors.As(err, &rdec), errors.As(err, &field), errors.As(err, &cat),
 		errors.As(err, &limit):
 		return ExitUsage
 	}

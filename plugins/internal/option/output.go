@@ -67,3 +67,11 @@ func (s *Status) Printf(format string, args ...any) {
 	defer s.mu.Unlock()
 	fmt.Fprintf(s.w, format+"\n", args...)
 }
+
+// Warnf prints one warning line, "Warning: " first, even when quiet:
+// a warning says something the user must know, not how far the work got.
+func (s *Status) Warnf(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.w, "Warning: "+format+"\n", args...)
+}
