@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -171,4 +172,39 @@ func TestDecodeReleasesRefusesFieldsAlone(t *testing.T) {
 	if err := ValidateGroup(catalog.Group{Name: "../x", Version: "1"}); err == nil {
 		t.Errorf("ValidateGroup accepted the name ../x")
 	}
+}
+
+// FuzzDecodeFields decodes arbitrary lines: a record that passes its
+// checks never names a place outside the directory it goes below, and a
+// tag or version it carries is always a tag.
+func FuzzDecodeFields(f *testing.F) {
+	for _, seed := range []string{
+		`{"reference":"oci:t:1","name":"fedora","version":"42","tags":["42-1.1"]}`,
+		`{"reference":"oci:t:1","name":"../../x","version":"1"}`,
+		`{"reference":"oci:t:1","name":"a/../b"}`,
+		`{"reference":"oci:t:1","name":"/abs"}`,
+		`{"reference":"oci:t:1","name":"x\\y"}`,
+		`{"reference":"oci:t:1","name":"\u001b[31mred"}`,
+		`{"reference":"user:pw@host.example/r:1"}`,
+		`{"reference":"oci:t:1","version":"..","tags":[".", "-x", ""]}`,
+		`{"reference":"oci:t:1","digest":"sha256:../../etc/passwd"}`,
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		_ = Decode(strings.NewReader(line), func(r Record, invalid error) error {
+			if invalid != nil {
+				return nil
+			}
+			if r.Name != "" && (!filepath.IsLocal(r.Name) || strings.ContainsAny(r.Name, "\\\x00") || strings.Contains(r.Name, "..")) {
+				t.Errorf("name %q passed the checks but escapes its directory", r.Name)
+			}
+			for _, tag := range append([]string{r.Version}, r.Tags...) {
+				if tag != "" && (strings.ContainsAny(tag, "/\\:") || strings.HasPrefix(tag, ".") || len(tag) > 128) {
+					t.Errorf("tag %q passed the checks but is no tag", tag)
+				}
+			}
+			return nil
+		})
+	})
 }
