@@ -97,10 +97,12 @@ func ExitCode(err error) int {
 		dec   *pipeline.DecodeError
 		rdec  *pipeline.ReleaseDecodeError
 		cat   *catalog.UsageError
+		lay   *target.LayoutError
 	)
 	switch {
 	case errors.As(err, &usage), errors.As(err, &inv), errors.As(err, &ref),
-		errors.As(err, &cdu), errors.As(err, &dec), errors.As(err, &rdec), errors.As(err, &cat):
+		errors.As(err, &cdu), errors.As(err, &dec), errors.As(err, &rdec), errors.As(err, &cat),
+		errors.As(err, &lay):
 		return ExitUsage
 	}
 	return ExitFailed
