@@ -74,9 +74,9 @@ func (e *LayoutError) Unwrap() error { return e.Err }
 
 // Layout is an OCI image layout directory opened for writing, an
 // [oras.GraphTarget] that several processes (and goroutines) may write to at
-// once without losing one another's tags. Blobs are written by oras-go's
-// store, each to a file of its own in ingest/ and then renamed into blobs/;
-// index.json is changed under an exclusive lock on a file in the directory,
+// once without losing one another's tags. Each blob is written to a file
+// of its own in ingest/, checked, and renamed into blobs/ (manifests through
+// oras-go's store, which indexes them for Predecessors); index.json is changed under an exclusive lock on a file in the directory,
 // read afresh, changed by one entry, and written to a temporary file renamed
 // into place, so a reader never sees it half written and a writer never
 // drops the tag another wrote since it opened the layout. Tags are resolved
