@@ -23,6 +23,8 @@ import (
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/oci"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 )
 
 // archiveTime is the modification time of every entry in an archive, so that
@@ -69,7 +71,16 @@ var archiveTime = time.Unix(0, 0).UTC()
 // it. To add images to an archive, copy them into its layout directory (a
 // copy into an OCI layout fetches only the blobs it lacks) and write the
 // archive again.
+//
+// The layout's index lock ([target.LockLayout]) is held from reading
+// index.json to the rename, so that of several processes writing into the
+// layout and then the archive, the last to rename it writes every image.
 func WriteArchive(ctx context.Context, layoutDir, archivePath string) (err error) {
+	unlock, err := target.LockLayout(layoutDir)
+	if err != nil {
+		return fmt.Errorf("writing archive %s: %w", archivePath, err)
+	}
+	defer unlock()
 	plan, err := planArchive(ctx, layoutDir)
 	if err != nil {
 		return fmt.Errorf("writing archive %s: %w", archivePath, err)
@@ -123,19 +134,18 @@ func planArchive(ctx context.Context, dir string) (*archivePlan, error) {
 	}
 	var layout ocispec.ImageLayout
 	if err := json.Unmarshal(layoutBytes, &layout); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, ocispec.ImageLayoutFile), err)
+		return nil, &target.LayoutError{Path: dir, File: ocispec.ImageLayoutFile, Err: fmt.Errorf("not JSON: %w", err)}
 	}
 	if layout.Version != ocispec.ImageLayoutVersion {
-		return nil, fmt.Errorf("%s has imageLayoutVersion %q, expected %q", filepath.Join(dir, ocispec.ImageLayoutFile), layout.Version, ocispec.ImageLayoutVersion)
+		return nil, &target.LayoutError{Path: dir, File: ocispec.ImageLayoutFile, Err: fmt.Errorf("imageLayoutVersion is %q, not %q", layout.Version, ocispec.ImageLayoutVersion)}
 	}
-	indexPath := filepath.Join(dir, ocispec.ImageIndexFile)
-	indexBytes, err := os.ReadFile(indexPath)
+	indexBytes, err := os.ReadFile(filepath.Join(dir, ocispec.ImageIndexFile))
 	if err != nil {
 		return nil, err
 	}
 	var index ocispec.Index
 	if err := json.Unmarshal(indexBytes, &index); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", indexPath, err)
+		return nil, &target.LayoutError{Path: dir, File: ocispec.ImageIndexFile, Err: fmt.Errorf("not a JSON image index: %w", err)}
 	}
 	if len(index.Manifests) == 0 {
 		return nil, fmt.Errorf("the layout %s holds no image: its index.json lists no manifest", dir)
@@ -316,15 +326,16 @@ func OpenArchive(ctx context.Context, archivePath string) (*Archive, error) {
 		return nil, fmt.Errorf("opening archive: %w", err)
 	}
 	fsys, err := indexTar(f)
-	if err == nil {
-		var store *oci.ReadOnlyStore
-		store, err = oci.NewFromFS(ctx, fsys)
-		if err == nil {
-			return &Archive{ReadOnlyStore: store, f: f}, nil
-		}
+	if err != nil {
+		f.Close()
+		return nil, &target.LayoutError{Path: archivePath, Archive: true, Err: err}
 	}
-	f.Close()
-	return nil, fmt.Errorf("opening archive %s: %w", archivePath, err)
+	store, err := target.OpenLayoutFS(ctx, fsys, archivePath, true)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &Archive{ReadOnlyStore: store, f: f}, nil
 }
 
 // Close closes the archive file.
@@ -367,6 +378,11 @@ func indexTar(f *os.File) (*tarFS, error) {
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return nil, err
 	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := fi.Size()
 	fsys := &tarFS{r: f, entries: make(map[string]tarEntry)}
 	// tar.Reader reads exactly the header blocks of an entry (PAX and GNU
 	// long-name blocks included) and skips data with Seek, so after Next
@@ -378,7 +394,7 @@ func indexTar(f *os.File) (*tarFS, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("expected a tar of an OCI image layout: %w", err)
+			return nil, fmt.Errorf("it is not a tar, or is cut short: %w", err)
 		}
 		name := path.Clean(hdr.Name)
 		switch hdr.Typeflag {
@@ -401,6 +417,11 @@ func indexTar(f *os.File) (*tarFS, error) {
 		offset, err := f.Seek(0, io.SeekCurrent)
 		if err != nil {
 			return nil, err
+		}
+		// tar.Reader seeks over data without reading it, so a tar cut
+		// short in the last entry's data reads as whole.
+		if offset+hdr.Size > size {
+			return nil, fmt.Errorf("it is cut short: its entry %s has %d of its %d bytes", hdr.Name, max(size-offset, 0), hdr.Size)
 		}
 		// As when a tar is extracted, a later entry replaces an earlier one.
 		fsys.entries[name] = tarEntry{hdr: hdr, offset: offset}

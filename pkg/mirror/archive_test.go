@@ -621,7 +621,15 @@ func TestOpenArchiveForeignTars(t *testing.T) {
 		}, "it is gzip-compressed; expected an uncompressed tar: decompress it first (gunzip)"},
 		{"not a tar", func(t *testing.T, path string) {
 			os.WriteFile(path, bytes.Repeat([]byte("hello world\n"), 100), 0o644)
-		}, "expected a tar of an OCI image layout"},
+		}, "it is not a tar, or is cut short"},
+		{"truncated", func(t *testing.T, path string) {
+			writeTar(t, path, tarFile{hdr: tar.Header{Name: "oci-layout"}, data: files["oci-layout"]}, tarFile{hdr: tar.Header{Name: "index.json"}, data: files["index.json"]})
+			// Cut in index.json's data, which starts at byte 1536.
+			os.Truncate(path, 1536+10)
+		}, "it is cut short: its entry index.json has 10 of its"},
+		{"bad index", func(t *testing.T, path string) {
+			writeTar(t, path, tarFile{hdr: tar.Header{Name: "oci-layout"}, data: files["oci-layout"]}, tarFile{hdr: tar.Header{Name: "index.json"}, data: []byte(`{"schemaVersion":2,"manifests":[`)})
+		}, "index.json: not a JSON image index"},
 		{"symlink", func(t *testing.T, path string) {
 			writeTar(t, path, tarFile{hdr: tar.Header{Name: "index.json", Typeflag: tar.TypeSymlink, Linkname: "/etc/passwd"}})
 		}, `its entry index.json is of type '2'`},
@@ -642,6 +650,11 @@ func TestOpenArchiveForeignTars(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), path) {
 				t.Errorf("OpenArchive = %v, want an error with %q", err, tt.want)
+			}
+			// A malformed archive is an input error (exit code 2).
+			var le *target.LayoutError
+			if !errors.As(err, &le) || le.Path != path || !le.Archive {
+				t.Errorf("OpenArchive = %#v, want a *target.LayoutError for %s", err, path)
 			}
 		})
 	}

@@ -18,7 +18,6 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
-	"oras.land/oras-go/v2/content/oci"
 	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
@@ -270,23 +269,7 @@ func OpenSource(ctx context.Context, ref Reference, opts RemoteOptions) (oras.Re
 	if _, err := os.Stat(filepath.Join(ref.Path, ocispec.ImageLayoutFile)); err != nil {
 		return nil, fmt.Errorf("opening %s: %q is not an OCI image layout (no %s file): expected a directory written by 'kubectl containerdisk build'", ref, ref.Path, ocispec.ImageLayoutFile)
 	}
-	s, err := oci.NewFromFS(ctx, os.DirFS(ref.Path))
-	if err != nil {
-		return nil, fmt.Errorf("opening OCI layout %q: %w", ref.Path, err)
-	}
-	return s, nil
-}
-
-// OpenLayout opens or creates the OCI image layout directory dir.
-func OpenLayout(ctx context.Context, dir string) (*oci.Store, error) {
-	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
-		return nil, fmt.Errorf("opening OCI layout %q: it is a file, expected a directory", dir)
-	}
-	s, err := oci.NewWithContext(ctx, dir)
-	if err != nil {
-		return nil, fmt.Errorf("opening OCI layout %q: %w", dir, err)
-	}
-	return s, nil
+	return OpenLayoutFS(ctx, os.DirFS(ref.Path), ref.Path, false)
 }
 
 // OpenRepository returns a client for a registry repository.

@@ -15,7 +15,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
-	"oras.land/oras-go/v2/content/oci"
 	"oras.land/oras-go/v2/registry"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/mirror"
@@ -150,7 +149,7 @@ func layoutRefs(dir string) ([]string, error) {
 	}
 	var idx ocispec.Index
 	if err := json.Unmarshal(data, &idx); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "index.json"), err)
+		return nil, &target.LayoutError{Path: dir, File: "index.json", Err: fmt.Errorf("not a JSON image index: %w", err)}
 	}
 	var refs []string
 	for _, m := range idx.Manifests {
@@ -225,7 +224,7 @@ func (t *targets) open(ctx context.Context, e endpoint, write bool) (oras.Target
 			return nil, fmt.Errorf("%s is not an OCI layout: %w", dir, err)
 		}
 	}
-	s, err := oci.New(dir)
+	s, err := target.OpenLayout(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +256,12 @@ func (t *targets) close(ctx context.Context, status *option.Status) error {
 	}
 	for _, a := range t.archives {
 		a.Close()
+	}
+	// Layouts opened for writing hold a lock that says so until closed.
+	for _, s := range t.stores {
+		if c, ok := s.(io.Closer); ok {
+			c.Close()
+		}
 	}
 	return errors.Join(errs...)
 }

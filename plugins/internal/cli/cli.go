@@ -100,11 +100,12 @@ func ExitCode(err error) int {
 		field *pipeline.FieldError
 		cat   *catalog.UsageError
 		limit *readlimit.LimitError
+		lay   *target.LayoutError
 	)
 	switch {
 	case errors.As(err, &usage), errors.As(err, &inv), errors.As(err, &ref),
 		errors.As(err, &cdu), errors.As(err, &dec), errors.As(err, &rdec), errors.As(err, &field), errors.As(err, &cat),
-		errors.As(err, &limit):
+		errors.As(err, &limit), errors.As(err, &lay):
 		return ExitUsage
 	}
 	return ExitFailed

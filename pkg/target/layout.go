@@ -1,0 +1,507 @@
+package target
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/content/oci"
+	"oras.land/oras-go/v2/errdef"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
+)
+
+// Files this tool keeps in a layout directory beside the OCI ones. Tools
+// that read layouts (skopeo, oras, crane, umoci) pass over files they do
+// not know.
+const (
+	// indexLockFile is locked exclusively for each change of index.json,
+	// and while an archive is written from the layout.
+	indexLockFile = ".kubectl-containerdisk.lock"
+	// writersLockFile is locked shared by every process that has the
+	// layout open for writing, so that one that finds no other holder
+	// knows that what lies in ingest/ is left over.
+	writersLockFile = ".kubectl-containerdisk-writers.lock"
+	// ingestDir is where oras-go's store writes a blob before it is
+	// renamed into blobs/.
+	ingestDir = "ingest"
+	// indexTempPattern names index.json while it is written.
+	indexTempPattern = ".index.json.*.tmp"
+)
+
+// LayoutError reports an OCI image layout (a directory, or an archive of
+// one) that cannot be read as one: a malformed oci-layout or index.json, a
+// truncated tar. It is an input error.
+type LayoutError struct {
+	// Path is the layout directory or the archive.
+	Path string
+	// File is the file of the layout that is wrong ("index.json",
+	// "oci-layout"); empty when the whole is.
+	File string
+	// Archive is set when Path is an archive.
+	Archive bool
+	// Err says what is wrong.
+	Err error
+}
+
+func (e *LayoutError) Error() string {
+	kind, expected := "OCI layout", "a directory with an oci-layout file, an index.json and blobs/, as build, mirror and skopeo write it"
+	if e.Archive {
+		kind, expected = "OCI archive", "an uncompressed tar of an OCI image layout, as mirror to oci-archive:FILE and skopeo write it"
+	}
+	file := ""
+	if e.File != "" {
+		file = e.File + ": "
+	}
+	return fmt.Sprintf("malformed %s %s: %s%v; expected %s", kind, e.Path, file, e.Err, expected)
+}
+
+// Unwrap returns what is wrong.
+func (e *LayoutError) Unwrap() error { return e.Err }
+
+// Layout is an OCI image layout directory opened for writing, an
+// [oras.GraphTarget] that several processes (and goroutines) may write to at
+// once without losing one another's tags. Each blob is written to a file
+// of its own in ingest/, checked, and renamed into blobs/ (manifests through
+// oras-go's store, which indexes them for Predecessors); index.json is changed under an exclusive lock on a file in the directory,
+// read afresh, changed by one entry, and written to a temporary file renamed
+// into place, so a reader never sees it half written and a writer never
+// drops the tag another wrote since it opened the layout. Tags are resolved
+// from index.json as it is on disk.
+//
+// As oras-go's store does, index.json lists every manifest pushed (those
+// pushed by a tag or digest, and the platform manifests of an index), a
+// tagged one once per tag.
+type Layout struct {
+	dir     string
+	store   *oci.Store
+	writers *os.File
+}
+
+var _ oras.GraphTarget = (*Layout)(nil)
+
+// OpenLayout opens or creates the OCI image layout directory dir. When no
+// other process has the layout open for writing, blobs left half written
+// in its ingest/ directory by one that was killed are removed. Close
+// releases the layout (exiting does too).
+func OpenLayout(ctx context.Context, dir string) (*Layout, error) {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("opening OCI layout %q: it is a file, expected a directory", dir)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening OCI layout %q: %w", dir, err)
+	}
+	if err := os.MkdirAll(filepath.Join(abs, ocispec.ImageBlobsDir), 0o755); err != nil {
+		return nil, fmt.Errorf("opening OCI layout %q: %w", dir, err)
+	}
+	l := &Layout{dir: abs}
+	err = l.prepare(dir)
+	if err == nil {
+		l.store, err = oci.NewWithContext(ctx, abs)
+		if err != nil {
+			err = &LayoutError{Path: dir, Err: err}
+		} else {
+			// index.json is written here, under the lock.
+			l.store.AutoSaveIndex = false
+		}
+	}
+	if err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// prepare writes oci-layout and index.json when they are missing, checks
+// them when not, takes the writers' lock and, if it is the only writer,
+// removes what others left in ingest/; all under the index lock.
+func (l *Layout) prepare(dir string) error {
+	unlock, err := LockLayout(l.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	fsys := os.DirFS(l.dir)
+	if _, err := fs.Stat(fsys, ocispec.ImageLayoutFile); errors.Is(err, fs.ErrNotExist) {
+		data, _ := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+		if err := writeFileAtomic(l.dir, ocispec.ImageLayoutFile, ".oci-layout.*.tmp", data); err != nil {
+			return fmt.Errorf("creating OCI layout %q: %w", dir, err)
+		}
+	} else if err := checkLayoutFile(fsys, dir, false); err != nil {
+		return err
+	}
+	if _, err := fs.Stat(fsys, ocispec.ImageIndexFile); errors.Is(err, fs.ErrNotExist) {
+		empty := &ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}
+		if err := l.writeIndex(empty); err != nil {
+			return err
+		}
+	} else if _, err := readIndex(fsys, dir, false); err != nil {
+		return err
+	}
+
+	if l.writers, err = os.OpenFile(filepath.Join(l.dir, writersLockFile), os.O_RDWR|os.O_CREATE, 0o644); err != nil {
+		return fmt.Errorf("opening OCI layout %q: %w", dir, err)
+	}
+	alone, err := lockFile(l.writers, true, false)
+	if err != nil {
+		return fmt.Errorf("opening OCI layout %q: %w", dir, err)
+	}
+	if alone {
+		// No other writer is live: what ingest/ holds will never be
+		// renamed into blobs/, and neither will a temporary index.
+		removeEntries(filepath.Join(l.dir, ingestDir), "*")
+		removeEntries(l.dir, indexTempPattern)
+		if err := unlockFile(l.writers); err != nil {
+			return err
+		}
+	}
+	// Held until Close or exit: others opening the layout see a writer.
+	if _, err := lockFile(l.writers, false, true); err != nil {
+		return fmt.Errorf("opening OCI layout %q: %w", dir, err)
+	}
+	return nil
+}
+
+// removeEntries removes the files in dir whose names match pattern, as
+// far as it can: a file it cannot remove does no harm.
+func removeEntries(dir, pattern string) {
+	names, _ := filepath.Glob(filepath.Join(dir, pattern))
+	for _, n := range names {
+		os.Remove(n)
+	}
+}
+
+// Close releases the layout. It is open for writing until then.
+func (l *Layout) Close() error {
+	if l.writers == nil {
+		return nil
+	}
+	err := l.writers.Close()
+	l.writers = nil
+	return err
+}
+
+// LockLayout takes the exclusive lock on the index of the layout
+// directory dir that Layout takes for each change of index.json: while it
+// is held, index.json does not change. The returned function releases it.
+func LockLayout(dir string) (unlock func() error, err error) {
+	f, err := os.OpenFile(filepath.Join(dir, indexLockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("locking OCI layout %q: %w", dir, err)
+	}
+	if _, err := lockFile(f, true, true); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking OCI layout %q: %w", dir, err)
+	}
+	// Closing the file releases the lock.
+	return f.Close, nil
+}
+
+// Fetch reads a blob.
+func (l *Layout) Fetch(ctx context.Context, desc ocispec.Descriptor) (io.ReadCloser, error) {
+	return l.store.Fetch(ctx, desc)
+}
+
+// Exists reports whether the layout holds a blob.
+func (l *Layout) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, error) {
+	return l.store.Exists(ctx, desc)
+}
+
+// Push writes a blob, checking its size and digest. It stops when ctx is
+// done. A blob is written to a file of its own in ingest/, removed on any
+// error (oras-go's store, v2.7.0, leaves it there), and renamed into blobs/
+// once whole. A manifest pushed is listed in index.json.
+func (l *Layout) Push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
+	r = &contextReader{ctx: ctx, r: r}
+	if !upload.IsManifest(desc.MediaType) {
+		return l.pushBlob(desc, r)
+	}
+	// A manifest is small: read and checked here, oras-go's store only
+	// writes it, and indexes it for Predecessors.
+	data, err := content.ReadAll(r, desc)
+	if err != nil {
+		return fmt.Errorf("%s: %s: %w", desc.Digest, desc.MediaType, err)
+	}
+	if err := l.store.Push(ctx, desc, bytes.NewReader(data)); err != nil {
+		return err
+	}
+	return l.updateIndex(func(idx *ocispec.Index) { addUntagged(idx, desc) })
+}
+
+// pushBlob writes a blob through a temporary file in ingest/.
+func (l *Layout) pushBlob(desc ocispec.Descriptor, r io.Reader) (err error) {
+	if err := desc.Digest.Validate(); err != nil {
+		return fmt.Errorf("%s: %s: %w", desc.Digest, desc.MediaType, errdef.ErrInvalidDigest)
+	}
+	blob := filepath.Join(l.dir, ocispec.ImageBlobsDir, desc.Digest.Algorithm().String(), desc.Digest.Encoded())
+	if _, err := os.Stat(blob); err == nil {
+		return fmt.Errorf("%s: %s: %w", desc.Digest, desc.MediaType, errdef.ErrAlreadyExists)
+	}
+	for _, d := range []string{filepath.Dir(blob), filepath.Join(l.dir, ingestDir)} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+	}
+	// The name oras-go's store gives its ingest files.
+	f, err := os.CreateTemp(filepath.Join(l.dir, ingestDir), desc.Digest.Encoded()+"_*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	vr := content.NewVerifyReader(r, desc)
+	// The writer hides os.File's ReadFrom, which would copy in 32 KiB
+	// reads; blobs are often GiBs.
+	if _, err := io.CopyBuffer(struct{ io.Writer }{f}, vr, make([]byte, 1<<20)); err != nil {
+		return fmt.Errorf("writing blob %s: %w", desc.Digest, err)
+	}
+	if err := vr.Verify(); err != nil {
+		return fmt.Errorf("writing blob %s: %w", desc.Digest, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// Blobs are read-only once stored, as oras-go's store makes them.
+	if err := os.Chmod(f.Name(), 0o444); err != nil {
+		return err
+	}
+	if err := os.Rename(f.Name(), blob); err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			// Another writer stored it first (on Windows, where a rename
+			// does not replace a read-only file).
+			return fmt.Errorf("%s: %s: %w", desc.Digest, desc.MediaType, errdef.ErrAlreadyExists)
+		}
+		return err
+	}
+	return nil
+}
+
+// Tag points ref at desc in index.json, replacing what it pointed at.
+func (l *Layout) Tag(ctx context.Context, desc ocispec.Descriptor, ref string) error {
+	// oras-go's store checks the reference and that the blob exists, and
+	// keeps its own graph for Predecessors.
+	if err := l.store.Tag(ctx, desc, ref); err != nil {
+		return err
+	}
+	return l.updateIndex(func(idx *ocispec.Index) {
+		if ref == desc.Digest.String() {
+			addUntagged(idx, desc)
+			return
+		}
+		idx.Manifests = slices.DeleteFunc(idx.Manifests, func(m ocispec.Descriptor) bool {
+			name, tagged := m.Annotations[ocispec.AnnotationRefName]
+			return name == ref || (!tagged && m.Digest == desc.Digest)
+		})
+		annotations := maps.Clone(desc.Annotations)
+		if annotations == nil {
+			annotations = map[string]string{}
+		}
+		annotations[ocispec.AnnotationRefName] = ref
+		desc.Annotations = annotations
+		idx.Manifests = append(idx.Manifests, desc)
+	})
+}
+
+// addUntagged lists desc in idx without a name, unless it is listed.
+func addUntagged(idx *ocispec.Index, desc ocispec.Descriptor) {
+	if slices.ContainsFunc(idx.Manifests, func(m ocispec.Descriptor) bool { return m.Digest == desc.Digest }) {
+		return
+	}
+	if _, ok := desc.Annotations[ocispec.AnnotationRefName]; ok {
+		desc.Annotations = maps.Clone(desc.Annotations)
+		delete(desc.Annotations, ocispec.AnnotationRefName)
+	}
+	idx.Manifests = append(idx.Manifests, desc)
+}
+
+// Resolve resolves a tag from index.json as it is now, or a digest.
+func (l *Layout) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	if ref == "" {
+		return ocispec.Descriptor{}, errdef.ErrMissingReference
+	}
+	if _, err := digest.Parse(ref); err == nil {
+		return l.store.Resolve(ctx, ref)
+	}
+	idx, err := readIndex(os.DirFS(l.dir), l.dir, false)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	for _, m := range slices.Backward(idx.Manifests) {
+		if m.Annotations[ocispec.AnnotationRefName] == ref {
+			return m, nil
+		}
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("%s: %w", ref, errdef.ErrNotFound)
+}
+
+// Predecessors returns the manifests this process knows to point at node.
+func (l *Layout) Predecessors(ctx context.Context, node ocispec.Descriptor) ([]ocispec.Descriptor, error) {
+	return l.store.Predecessors(ctx, node)
+}
+
+// Tags lists the names in index.json as it is now, sorted, from the one
+// after last.
+func (l *Layout) Tags(ctx context.Context, last string, fn func(tags []string) error) error {
+	idx, err := readIndex(os.DirFS(l.dir), l.dir, false)
+	if err != nil {
+		return err
+	}
+	var tags []string
+	for _, m := range idx.Manifests {
+		if name := m.Annotations[ocispec.AnnotationRefName]; name != "" && name > last && !slices.Contains(tags, name) {
+			tags = append(tags, name)
+		}
+	}
+	slices.Sort(tags)
+	if len(tags) == 0 {
+		return nil
+	}
+	return fn(tags)
+}
+
+// updateIndex changes index.json under the lock: read afresh, changed,
+// renamed into place.
+func (l *Layout) updateIndex(change func(*ocispec.Index)) error {
+	unlock, err := LockLayout(l.dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	idx, err := readIndex(os.DirFS(l.dir), l.dir, false)
+	if err != nil {
+		return err
+	}
+	change(idx)
+	return l.writeIndex(idx)
+}
+
+func (l *Layout) writeIndex(idx *ocispec.Index) error {
+	data, err := json.Marshal(idx)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(l.dir, ocispec.ImageIndexFile, indexTempPattern, data); err != nil {
+		return fmt.Errorf("writing the index of OCI layout %q: %w", l.dir, err)
+	}
+	return nil
+}
+
+// writeFileAtomic writes data to a temporary file in dir and renames it to
+// name, so that readers see the old file or the new one, whole.
+func writeFileAtomic(dir, name, pattern string, data []byte) (err error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	// The rename must not publish what a crash could still lose.
+	if err := f.Sync(); err != nil {
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	// CreateTemp makes the file readable by its owner only.
+	if err := os.Chmod(f.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(dir, name))
+}
+
+// readIndex reads and parses the index.json of the layout in fsys, which
+// is path (an archive when archive is set).
+func readIndex(fsys fs.FS, path string, archive bool) (*ocispec.Index, error) {
+	data, err := fs.ReadFile(fsys, ocispec.ImageIndexFile)
+	if err != nil {
+		return nil, &LayoutError{Path: path, File: ocispec.ImageIndexFile, Archive: archive, Err: err}
+	}
+	var idx ocispec.Index
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return nil, &LayoutError{Path: path, File: ocispec.ImageIndexFile, Archive: archive, Err: fmt.Errorf("not a JSON image index: %w", err)}
+	}
+	if idx.SchemaVersion != 2 {
+		return nil, &LayoutError{Path: path, File: ocispec.ImageIndexFile, Archive: archive, Err: fmt.Errorf("schemaVersion is %d, not 2", idx.SchemaVersion)}
+	}
+	for _, m := range idx.Manifests {
+		if err := m.Digest.Validate(); err != nil {
+			return nil, &LayoutError{Path: path, File: ocispec.ImageIndexFile, Archive: archive, Err: fmt.Errorf("a manifest has the digest %q: %w", m.Digest, err)}
+		}
+	}
+	return &idx, nil
+}
+
+// checkLayoutFile reads the oci-layout file of the layout in fsys.
+func checkLayoutFile(fsys fs.FS, path string, archive bool) error {
+	data, err := fs.ReadFile(fsys, ocispec.ImageLayoutFile)
+	if err != nil {
+		return &LayoutError{Path: path, File: ocispec.ImageLayoutFile, Archive: archive, Err: err}
+	}
+	var layout ocispec.ImageLayout
+	if err := json.Unmarshal(data, &layout); err != nil {
+		return &LayoutError{Path: path, File: ocispec.ImageLayoutFile, Archive: archive, Err: fmt.Errorf("not JSON: %w", err)}
+	}
+	if layout.Version != ocispec.ImageLayoutVersion {
+		return &LayoutError{Path: path, File: ocispec.ImageLayoutFile, Archive: archive, Err: fmt.Errorf("imageLayoutVersion is %q, not %q", layout.Version, ocispec.ImageLayoutVersion)}
+	}
+	return nil
+}
+
+// OpenLayoutFS opens the OCI image layout in fsys for reading: a layout
+// directory or, when archive is set, the files of an archive; path names
+// it in errors. A malformed oci-layout or index.json is a *LayoutError.
+func OpenLayoutFS(ctx context.Context, fsys fs.FS, path string, archive bool) (*oci.ReadOnlyStore, error) {
+	if err := checkLayoutFile(fsys, path, archive); err != nil {
+		return nil, err
+	}
+	if _, err := readIndex(fsys, path, archive); err != nil {
+		return nil, err
+	}
+	s, err := oci.NewFromFS(ctx, fsys)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, &LayoutError{Path: path, Archive: archive, Err: err}
+	}
+	return s, nil
+}
+
+// contextReader stops reading once ctx is done, so that a cancelled write
+// of a large blob stops soon (oras-go's store reads on regardless).
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
