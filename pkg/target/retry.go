@@ -5,13 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"strconv"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/backoff"
 )
 
 // Retry settings. A registry asking for a longer wait than maxRetryAfter
@@ -20,10 +21,12 @@ import (
 // only to be refused again.
 const (
 	defaultRetries = 5
-	retryMinWait   = 250 * time.Millisecond
-	retryMaxWait   = 10 * time.Second
 	maxRetryAfter  = time.Minute
 )
+
+// retryBackoff is the wait before a retry the registry did not time: from
+// 250 ms, doubled up to 10 s, with jitter.
+var retryBackoff = backoff.Policy{Initial: 250 * time.Millisecond, Max: 10 * time.Second, Jitter: true}
 
 // retryTransport retries the requests a registry may answer differently a
 // moment later, and limits the requests in flight to each registry host.
@@ -108,7 +111,7 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// The last retry, unless a stall is retried more than once.
 			retries = min(retries, attempt+1+maxStallRetries-stalls)
 		}
-		wait, reason, retry := t.backoff(attempt, resp, err)
+		wait, reason, retry := t.decide(attempt, resp, err)
 		if !retry {
 			if reason != "" {
 				t.logf("%s %s: %s", req.Method, redact(req), reason)
@@ -121,20 +124,16 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Body.Close()
 		}
 		t.logf("%s %s: %s; retrying in %v (retry %d of %d)", req.Method, redact(req), reason, wait.Round(time.Millisecond), attempt+1, retries)
-		timer := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return nil, ctx.Err()
-		case <-timer.C:
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return nil, err
 		}
 	}
 }
 
-// backoff says whether to retry after an answer (resp) or a failure (err),
+// decide says whether to retry after an answer (resp) or a failure (err),
 // how long to wait first, and why, for the log. A reason without retry
 // explains a refusal worth logging.
-func (t *retryTransport) backoff(attempt int, resp *http.Response, err error) (wait time.Duration, reason string, retry bool) {
+func (t *retryTransport) decide(attempt int, resp *http.Response, err error) (wait time.Duration, reason string, retry bool) {
 	if err != nil {
 		if !retryableError(err) {
 			return 0, "", false
@@ -147,20 +146,14 @@ func (t *retryTransport) backoff(attempt int, resp *http.Response, err error) (w
 		default:
 			return 0, "", false
 		}
-		if after, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if after, ok := backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			if after > maxRetryAfter {
 				return 0, fmt.Sprintf("%s, and the registry asks to wait %v, longer than the %v a retry waits at most; not retrying", resp.Status, after.Round(time.Second), maxRetryAfter), false
 			}
 			return after, reason + " with Retry-After", true
 		}
 	}
-	// Exponential backoff with "equal jitter": half fixed, half random,
-	// so that clients refused together do not come back together.
-	d := retryMaxWait
-	if attempt < 16 {
-		d = min(retryMinWait<<attempt, retryMaxWait)
-	}
-	return d/2 + rand.N(d/2+1), reason, true
+	return retryBackoff.Delay(attempt + 1), reason, true
 }
 
 // retryableError reports whether a failed round trip may succeed if sent
@@ -176,26 +169,6 @@ func retryableError(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
-}
-
-// retryAfter parses a Retry-After value, seconds or an HTTP date, as the
-// wait from now.
-func retryAfter(v string, now time.Time) (time.Duration, bool) {
-	if v == "" {
-		return 0, false
-	}
-	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if s < 0 {
-			return 0, false
-		}
-		// Beyond any cap; also keeps the multiplication from overflowing.
-		return time.Duration(min(s, int64(24*time.Hour/time.Second))) * time.Second, true
-	}
-	at, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(at.Sub(now), 0), true
 }
 
 func (t *retryTransport) logf(format string, args ...any) {

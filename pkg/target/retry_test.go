@@ -128,6 +128,12 @@ func TestRetry(t *testing.T) {
 			name: "Retry-After beyond the cap", script: []answer{statusAnswer(429, "3600"), manifest}, requests: 1, err: "429", below: time.Second,
 			log: "the registry asks to wait 1h0m0s, longer than the 1m0s a retry waits at most; not retrying",
 		},
+		{
+			// Read as the upstream client reads it: all digits, too many
+			// for a Duration, is the longest wait, not a malformed value.
+			name: "Retry-After too large to parse", script: []answer{statusAnswer(429, "99999999999999999999999"), manifest}, requests: 1, err: "429", below: time.Second,
+			log: "the registry asks to wait 24h0m0s, longer than the 1m0s a retry waits at most; not retrying",
+		},
 		{name: "retries off", retries: -1, script: []answer{statusAnswer(503, ""), manifest}, requests: 1, err: "503"},
 	}
 	for _, tt := range tests {

@@ -26,6 +26,8 @@ import (
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
 	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/backoff"
 )
 
 // DefaultChunkSize is the size of the chunks of Uploader.ChunkSize when
@@ -37,9 +39,11 @@ const DefaultChunkSize = 16 << 20
 const (
 	maxUploadFailures = 5
 	maxSourceFailures = 3
-	retryPause        = 250 * time.Millisecond
-	maxRetryPause     = 5 * time.Second
 )
+
+// pause is the wait before the nth retry in a row: from 250 ms, doubled up
+// to 5 s.
+var pause = backoff.Policy{Initial: 250 * time.Millisecond, Max: 5 * time.Second}
 
 // Opener opens the content of a blob at offset.
 type Opener func(ctx context.Context, offset int64) (io.ReadCloser, error)
@@ -158,7 +162,7 @@ func (u *Uploader) Upload(ctx context.Context, desc ocispec.Descriptor, mountFro
 			if failures++; failures > maxUploadFailures {
 				return fail(fmt.Errorf("giving up after %d failures in a row at byte %d: %w", failures-1, off, err))
 			}
-			if perr := pause(ctx, failures); perr != nil {
+			if perr := backoff.Sleep(ctx, pause.Delay(failures)); perr != nil {
 				return fail(perr)
 			}
 			next, have, serr := u.status(ctx, s.loc)
@@ -231,22 +235,6 @@ func resumable(err error) bool {
 		return true
 	}
 	return false
-}
-
-// pause waits before the nth retry in a row.
-func pause(ctx context.Context, n int) error {
-	d := maxRetryPause
-	if n < 8 {
-		d = min(retryPause<<(n-1), maxRetryPause)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // session is an upload the registry opened.
@@ -648,7 +636,7 @@ func (b *blobReader) retrySource(failures *int, err error) error {
 		b.err = fmt.Errorf("reading blob %s from the source at byte %d: %w", b.desc.Digest, b.pos, err)
 		return b.err
 	}
-	if perr := pause(b.ctx, *failures); perr != nil {
+	if perr := backoff.Sleep(b.ctx, pause.Delay(*failures)); perr != nil {
 		b.err = perr
 		return perr
 	}

@@ -14,7 +14,6 @@ import (
 	"html"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -30,6 +29,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/backoff"
 )
 
 // Options configures a Client.
@@ -250,7 +250,7 @@ func newStatusError(url string, resp *http.Response) *StatusError {
 	if e.Status == "" {
 		e.Status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
 	}
-	if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+	if d, ok := backoff.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 		e.RetryAfter = d
 	}
 	return e
@@ -315,12 +315,8 @@ func (c *Client) retry(ctx context.Context, url string, attempt func(ctx context
 		if c.opts.Log != nil {
 			c.opts.Log("retrying %s in %s: %v", url, wait.Round(time.Millisecond), err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := backoff.Sleep(ctx, wait); err != nil {
+			return err
 		}
 	}
 }
@@ -332,13 +328,8 @@ func (c *Client) wait(n int, err error) time.Duration {
 	if errors.As(err, &se) && se.RetryAfter > 0 {
 		return min(se.RetryAfter, c.opts.MaxBackoff)
 	}
-	d := c.opts.Backoff
-	for i := 1; i < n && d < c.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, c.opts.MaxBackoff)
-	// Jitter in [d/2, d] spreads the retries of concurrent requests.
-	return d/2 + rand.N(d/2+1)
+	// Jitter spreads the retries of concurrent requests.
+	return backoff.Policy{Initial: c.opts.Backoff, Max: c.opts.MaxBackoff, Jitter: true}.Delay(n)
 }
 
 // retryable reports whether a request that failed with err may succeed
@@ -373,34 +364,6 @@ func retryable(err error) bool {
 	}
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()
-}
-
-// maxRetryAfter bounds what parseRetryAfter returns, so that a huge value
-// cannot overflow a Duration.
-const maxRetryAfter = 24 * time.Hour
-
-// parseRetryAfter reads a Retry-After header: delay seconds or an HTTP
-// date, relative to now. A date in the past is a zero wait.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if v[0] >= '0' && v[0] <= '9' {
-		if strings.Trim(v, "0123456789") != "" {
-			return 0, false
-		}
-		s, err := strconv.ParseUint(v, 10, 64)
-		if err != nil || s > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true // all digits, too large to parse
-		}
-		return time.Duration(s) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return min(max(t.Sub(now), 0), maxRetryAfter), true
 }
 
 func tooLarge(maxSize int) error {

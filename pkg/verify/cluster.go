@@ -21,6 +21,7 @@ import (
 	kvcorev1 "kubevirt.io/client-go/kubevirt/typed/core/v1"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/backoff"
 )
 
 // ClusterOptions are the options of Cluster.Verify.
@@ -96,8 +97,9 @@ const cleanupTimeout = 30 * time.Second
 
 // Retries of the checks, which fail until the guest has booted.
 var (
-	retryInitial = time.Second
-	retryMax     = 10 * time.Second
+	// checkBackoff is the wait before a check's next attempt: 1 s,
+	// doubled up to 10 s.
+	checkBackoff = backoff.Policy{Initial: time.Second, Max: 10 * time.Second}
 	// attemptTimeout bounds one connection and login.
 	attemptTimeout = time.Minute
 )
@@ -517,7 +519,6 @@ func (r *run) checkSSH(ctx context.Context, user string, key ssh.Signer) (string
 // retry calls f until it succeeds, says its error is final, or ctx ends;
 // then the error says why it stopped and what the last attempt said.
 func retry(ctx context.Context, f func(context.Context) (final bool, err error)) error {
-	wait := retryInitial
 	for attempt := 1; ; attempt++ {
 		final, err := f(ctx)
 		if err == nil {
@@ -529,14 +530,9 @@ func retry(ctx context.Context, f func(context.Context) (final bool, err error))
 		if ctx.Err() != nil {
 			return gaveUp(ctx, attempt, err)
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if backoff.Sleep(ctx, checkBackoff.Delay(attempt)) != nil {
 			return gaveUp(ctx, attempt, err)
-		case <-t.C:
 		}
-		wait = min(2*wait, retryMax)
 	}
 }
 

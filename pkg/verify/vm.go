@@ -20,6 +20,7 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/backoff"
 )
 
 // Labels and annotations set on every verification VM.
@@ -230,7 +231,7 @@ func follow(ctx context.Context, name string, f follower, out chan<- vmEvent) {
 		}
 	}
 	selector := fields.OneTermEqualSelector("metadata.name", name).String()
-	wait := retryInitial
+	failures := 0
 	failed := func(verb string, err error) bool {
 		final := ctx.Err() == nil && (apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err) ||
 			apierrors.IsNotFound(err) || apierrors.IsBadRequest(err) || apierrors.IsMethodNotSupported(err))
@@ -238,15 +239,8 @@ func follow(ctx context.Context, name string, f follower, out chan<- vmEvent) {
 		if !send(vmEvent{err: err, final: final}) || final {
 			return false
 		}
-		t := time.NewTimer(wait)
-		defer t.Stop()
-		wait = min(2*wait, retryMax)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
+		failures++
+		return backoff.Sleep(ctx, checkBackoff.Delay(failures)) == nil
 	}
 	for ctx.Err() == nil {
 		list, err := f.list(ctx, metav1.ListOptions{FieldSelector: selector})
@@ -280,7 +274,7 @@ func follow(ctx context.Context, name string, f follower, out chan<- vmEvent) {
 			}
 			continue
 		}
-		wait = retryInitial
+		failures = 0
 		opened := time.Now()
 		for ev := range w.ResultChan() {
 			if ev.Type == watch.Error {
@@ -295,11 +289,8 @@ func follow(ctx context.Context, name string, f follower, out chan<- vmEvent) {
 			}
 		}
 		w.Stop()
-		if time.Since(opened) < retryInitial { // a server that ends every watch at once
-			select {
-			case <-ctx.Done():
-			case <-time.After(retryInitial):
-			}
+		if time.Since(opened) < checkBackoff.Initial { // a server that ends every watch at once
+			backoff.Sleep(ctx, checkBackoff.Initial) //nolint:errcheck // the loop checks ctx
 		}
 	}
 }
