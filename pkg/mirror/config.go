@@ -10,7 +10,7 @@
 // skopeo sync YAML files as they are (see ParseConfig).
 //
 //	version: 1                 # optional; 1 is the only version
-//	interval: 1h               # or schedule: "0 3 * * *" (cron); neither = run once
+//	interval: 1h               # or schedule: "0 3 * * *" (cron, as a CronJob reads it); neither = run once
 //	defaults:                  # optional: values for units that do not set them
 //	  target: registry.local:5000/containerdisks
 //	  platforms: [linux/amd64, linux/arm64]
@@ -54,9 +54,14 @@
 //
 // Regexes are anchored: allow: ['4[0-9]'] selects "41", not "141" or "41-1".
 // A deny regex applies to the filter only, never to explicit tags. Semver
-// ranges are those of npm (see Range); tags that do not read as versions
-// (see ParseVersion) never pass a semver filter. An entry with none of these
-// keys is an error: allow: ['.*'] selects every tag.
+// constraints are those of skopeo sync's images-by-semver, in either format:
+// github.com/Masterminds/semver/v3 reads the constraint (NewConstraint) and
+// each tag (NewVersion), and a tag it cannot read as a version never passes
+// a semver filter. One library for both formats keeps a file's meaning the
+// same whichever syntax it is written in; the ranges of npm that read
+// differently (a constraint naming a prerelease admits every prerelease in
+// its range) are noted at parseConstraint. An entry with none of these keys
+// is an error: allow: ['.*'] selects every tag.
 //
 // # Errors
 //
@@ -68,6 +73,7 @@ package mirror
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -126,6 +132,10 @@ type Config struct {
 	Path string
 	// Format is the syntax the file was written in.
 	Format Format
+	// Warnings are what the file asks for that a sync skips, as skopeo
+	// sync skips it: the images-by-semver of a registry whose constraint
+	// is invalid. Each names the file, the line and the key.
+	Warnings []*ConfigError
 }
 
 // Unit copies images from one registry (or prefix) to one target.
@@ -220,8 +230,8 @@ type ImageSpec struct {
 	// Allow and Deny are regular expressions (RE2 syntax), anchored at both
 	// ends.
 	Allow, Deny []string
-	// Semver is a version range, e.g. ">=1.2.0 <2", "^41", "~1.2", "1.x",
-	// "40 - 42" (see Range).
+	// Semver is a semver constraint as skopeo sync's images-by-semver
+	// takes it, e.g. ">= 1.2.0, < 2", "^41", "~1.2", "1.x", "40 - 42".
 	Semver string
 	// Newest keeps the newest N filtered tags; zero keeps all.
 	Newest int
@@ -268,7 +278,9 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // sync file's top-level keys are registry hosts, each with images (a map of
 // repository to tags; an empty list means every tag), images-by-tag-regex (a
 // map of repository to a regex, unanchored as in skopeo),
-// images-by-semver (a map of repository to a range), credentials
+// images-by-semver (a map of repository to a semver constraint; when one
+// is invalid, skopeo logs it and skips the registry's images-by-semver, and
+// so does ParseConfig, in Config.Warnings), credentials
 // (username, password), tls-verify and cert-dir. Its units have no target:
 // skopeo takes the destination and --scoped from the command line, and so
 // does Config.SetTarget.
@@ -335,6 +347,7 @@ func parseConfig(p *parser, data []byte) (*Config, error) {
 	if len(p.errs) > 0 {
 		return nil, p.err()
 	}
+	c.Warnings = p.warns
 	return c, nil
 }
 
@@ -454,6 +467,8 @@ type pair struct{ key, val *yaml.Node }
 type parser struct {
 	file string
 	errs []*ConfigError
+	// warns are what a sync skips (see Config.Warnings).
+	warns []*ConfigError
 	// targetGiven says the target comes from elsewhere (the command
 	// line), so a unit may leave it out.
 	targetGiven bool
@@ -513,7 +528,7 @@ func (p *parser) count(at *yaml.Node, n int) bool {
 
 // err joins the errors found, in line order.
 func (p *parser) err() error {
-	slices.SortStableFunc(p.errs, func(a, b *ConfigError) int { return cmpInt(a.Line, b.Line) })
+	slices.SortStableFunc(p.errs, func(a, b *ConfigError) int { return cmp.Compare(a.Line, b.Line) })
 	errs := make([]error, len(p.errs))
 	for i, e := range p.errs {
 		errs[i] = e
@@ -988,10 +1003,10 @@ func (p *parser) images(n *yaml.Node, key string) []ImageSpec {
 					s.Deny = vals
 				}
 			case "semver":
-				if r, ok := p.str(v, fk, `a version range such as ">=1.2 <2"`); ok {
+				if r, ok := p.str(v, fk, `a semver constraint such as ">= 1.2, < 2"`); ok {
 					s.Semver = r
-					if _, err := ParseRange(r); err != nil {
-						p.fail(v, fk, err.Error(), nil)
+					if _, err := parseConstraint(r); err != nil {
+						p.fail(v, fk, err.Error(), errors.Unwrap(err))
 					}
 				}
 			case "newest":

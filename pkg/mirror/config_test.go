@@ -145,7 +145,7 @@ func TestParseConfigErrors(t *testing.T) {
 		{"bad schedule", "schedule: '0 25 * * *'\n" + unit + "  - {repository: a, tags: [b]}\n", []string{"f.yaml:1: schedule: " + cronErr("0 25 * * *")}},
 		{"schedule fields", "schedule: '0 3 * *'\n" + unit + "  - {repository: a, tags: [b]}\n", []string{"f.yaml:1: schedule: " + cronErr("0 3 * *")}},
 		{"schedule names and steps", "schedule: '*/0 3 * jan-foo *'\n" + unit + "  - {repository: a, tags: [b]}\n", []string{"f.yaml:1: schedule: " + cronErr("*/0 3 * jan-foo *")}},
-		{"schedule descriptor", "schedule: '@every 1h'\n" + unit + "  - {repository: a, tags: [b]}\n", []string{"f.yaml:1: schedule: " + cronErr("@every 1h")}},
+		{"schedule time zone", "schedule: 'CRON_TZ=UTC 0 3 * * *'\n" + unit + "  - {repository: a, tags: [b]}\n", []string{"f.yaml:1: schedule: " + cronErr("CRON_TZ=UTC 0 3 * * *")}},
 		{"unit keys", "units:\n- platfroms: [amd64]\n  scoped: yes\n", []string{
 			"f.yaml:2: units[0].platfroms: unknown key: expected source, target, images, platforms, platformMode, scoped, tlsVerify, certDir or credentials",
 			"f.yaml:2: units[0].source: missing: expected a registry host[:port][/prefix], such as quay.io/containerdisks",
@@ -181,7 +181,7 @@ func TestParseConfigErrors(t *testing.T) {
 			`f.yaml:7: units[0].images[0].allow: invalid regex "[": missing closing ]`,
 			`f.yaml:8: units[0].images[0].deny: invalid regex "(?P<x": invalid named capture`,
 			`f.yaml:8: units[0].images[0].deny: invalid regex "x{2,1}": invalid repeat count: "{2,1}"`,
-			`f.yaml:9: units[0].images[0].semver: invalid semver range ">=1 ||": an alternative is empty: expected a range on both sides of "||"`,
+			`f.yaml:9: units[0].images[0].semver: invalid semver constraint ">=1 ||": improper constraint: ""; expected a constraint such as ">= 3.12", "^41", "~1.2", "1.x", "40 - 42" or ">= 1.2, < 2 || 3.x" (github.com/Masterminds/semver, as skopeo sync reads images-by-semver)`,
 			`f.yaml:10: units[0].images[0].newest: -1 is negative: expected how many of the newest tags to keep (0 keeps all)`,
 			`f.yaml:11: units[0].images[1]: no tags selected: expected tags, allow, deny, semver or newest (allow: ['.*'] selects every tag)`,
 			`f.yaml:12: units[0].images[2].repository: missing: expected a repository path below the source, such as fedora`,
@@ -283,7 +283,7 @@ func TestValidate(t *testing.T) {
 		{"tag", func(c *Config) { c.Units[0].Images[0].Tags = []string{"a:b"} }, `units[0].images[0].tags: "a:b" is not a tag (up to 128 letters, digits, _ . and -, not starting with . or -) or a digest (sha256:…)`},
 		{"no selector", func(c *Config) { c.Units[0].Images[0].Tags = nil }, "units[0].images[0]: no tags selected: expected tags, allow, deny, semver or newest (allow: ['.*'] selects every tag)"},
 		{"deny", func(c *Config) { c.Units[0].Images[0].Deny = []string{"*"} }, `units[0].images[0].deny: invalid regex "*": missing argument to repetition operator`},
-		{"semver", func(c *Config) { c.Units[0].Images[0].Semver = ">=x.1" }, `units[0].images[0].semver: invalid semver range ">=x.1": "x.1": a number follows a wildcard; write x`},
+		{"semver", func(c *Config) { c.Units[0].Images[0].Semver = "=>V1" }, `units[0].images[0].semver: invalid semver constraint "=>V1": improper constraint: "=>V1"; ` + constraintHint},
 		{"newest", func(c *Config) { c.Units[0].Images[0].Newest = -2 }, "units[0].images[0].newest: -2 is negative: expected how many of the newest tags to keep (0 keeps all)"},
 	}
 	for _, tt := range tests {

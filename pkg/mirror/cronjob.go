@@ -41,8 +41,9 @@ type CronJobOptions struct {
 	// kubectl-containerdisk, which the pod runs as
 	// "mirror -f /config/sync.yaml". Required.
 	Image string
-	// Schedule is the cron schedule, five fields or a shorthand such as
-	// @daily (see ParseCron). Required.
+	// Schedule is the cron schedule, five fields or a descriptor such as
+	// @daily or @every 6h, as the CronJob reads it (see ParseCron).
+	// Required.
 	Schedule string
 	// TimeZone is the IANA time zone of Schedule, such as "Europe/Berlin";
 	// the kube-controller-manager's (mostly UTC) when empty.

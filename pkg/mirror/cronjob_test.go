@@ -152,7 +152,7 @@ func TestCronJobOptionsValidate(t *testing.T) {
 	}{
 		{"no image", func(o *mirror.CronJobOptions) { o.Image = "" }, "no image"},
 		{"no schedule", func(o *mirror.CronJobOptions) { o.Schedule = "" }, "no schedule"},
-		{"bad schedule", func(o *mirror.CronJobOptions) { o.Schedule = "0 25 * * *" }, `hour field "25"`},
+		{"bad schedule", func(o *mirror.CronJobOptions) { o.Schedule = "0 25 * * *" }, `cron schedule "0 25 * * *": end of range (25) above maximum (23)`},
 		{"bad name", func(o *mirror.CronJobOptions) { o.Name = "Mirror_1" }, `CronJob name "Mirror_1"`},
 		{"long name", func(o *mirror.CronJobOptions) { o.Name = strings.Repeat("m", 53) }, "expected at most 52"},
 		{"bad secret", func(o *mirror.CronJobOptions) { o.Secret = "a/b" }, `Secret name "a/b"`},
@@ -184,6 +184,10 @@ func TestCronJobAccepted(t *testing.T) {
 	for _, opts := range []mirror.CronJobOptions{
 		{Namespace: ns, Image: "ghcr.io/containerdisk/kubectl-containerdisk:v1", Schedule: "30 3 * * *", TimeZone: "Etc/UTC", Secret: "creds", Config: []byte(syncYAML)},
 		{Name: "hourly", Namespace: ns, Image: "registry.local/kcd@sha256:" + strings.Repeat("a", 64), Schedule: "@hourly", Config: []byte(syncYAML), GracePeriod: time.Hour},
+		// Schedules that ParseCron once refused or read otherwise.
+		{Name: "question-mark", Namespace: ns, Image: "x", Schedule: "0 0 ? * 1", Config: []byte(syncYAML)},
+		{Name: "either-day", Namespace: ns, Image: "x", Schedule: "0 0 */2 * 1", Config: []byte(syncYAML)},
+		{Name: "every", Namespace: ns, Image: "x", Schedule: "@every 6h", Config: []byte(syncYAML)},
 	} {
 		b, err := mirror.CronJobYAML(opts)
 		if err != nil {
@@ -211,10 +215,15 @@ func TestCronJobAccepted(t *testing.T) {
 	}
 
 	// What the API server itself rejects, Validate rejects first: a sample.
-	bad := mirror.CronJob(mirror.CronJobOptions{Namespace: ns, Image: "x", Schedule: "61 * * * *"})
-	_, err := c.Kubernetes().BatchV1().CronJobs(ns).Create(ctx, bad, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
-	if err == nil {
-		t.Error("the API server accepted the schedule 61 * * * *")
+	for _, schedule := range []string{"61 * * * *", "CRON_TZ=UTC 0 3 * * *"} {
+		if _, err := mirror.ParseCron(schedule); err == nil {
+			t.Errorf("ParseCron accepted %q", schedule)
+		}
+		bad := mirror.CronJob(mirror.CronJobOptions{Namespace: ns, Image: "x", Schedule: schedule})
+		_, err := c.Kubernetes().BatchV1().CronJobs(ns).Create(ctx, bad, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+		if err == nil {
+			t.Errorf("the API server accepted the schedule %q", schedule)
+		}
 	}
 }
 

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/bits"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/robfig/cron/v3"
 )
 
 // Schedule says when a recurring mirror runs.
@@ -51,229 +51,66 @@ func (i interval) String() string { return time.Duration(i).String() }
 // CronError reports a cron expression that cannot be used.
 type CronError struct {
 	// Spec is the expression as given.
-	Spec string
-	// Field names the field at fault ("minute", "hour", "day of month",
-	// "month", "day of week"); empty when the fault is the whole expression's.
-	Field string
-	// Value is the text of the field at fault.
-	Value  string
+	Spec   string
 	Reason string
+	// Err is the parser's error, if the parser refused the expression.
+	Err error
 }
 
 func (e *CronError) Error() string {
-	if e.Field == "" {
-		return fmt.Sprintf("cron schedule %q: %s", e.Spec, e.Reason)
-	}
-	return fmt.Sprintf("cron schedule %q: %s field %q: %s", e.Spec, e.Field, e.Value, e.Reason)
+	return fmt.Sprintf("cron schedule %q: %s", e.Spec, e.Reason)
 }
+
+// Unwrap returns the parser's error.
+func (e *CronError) Unwrap() error { return e.Err }
 
 // cronSyntax is what a cron expression looks like, for errors.
-const cronSyntax = `expected five fields "minute hour day-of-month month day-of-week" such as "30 3 * * *" (daily at 03:30), or one of @hourly, @daily, @weekly, @monthly, @yearly`
+const cronSyntax = `expected five fields "minute hour day-of-month month day-of-week" such as "30 3 * * *" (daily at 03:30), or one of @hourly, @daily, @weekly, @monthly, @yearly or @every DURATION, as a Kubernetes CronJob takes them`
 
-// cronShorthands are the shorthands ParseCron accepts, as Vixie cron does.
-var cronShorthands = map[string]string{
-	"@yearly":   "0 0 1 1 *",
-	"@annually": "0 0 1 1 *",
-	"@monthly":  "0 0 1 * *",
-	"@weekly":   "0 0 * * 0",
-	"@daily":    "0 0 * * *",
-	"@midnight": "0 0 * * *",
-	"@hourly":   "0 * * * *",
-}
-
-// cronFieldSpec is the range and the names of one field.
-type cronFieldSpec struct {
-	name     string
-	min, max int
-	names    []string // names[i] stands for min+i
-}
-
-var cronFieldSpecs = [5]cronFieldSpec{
-	{name: "minute", min: 0, max: 59},
-	{name: "hour", min: 0, max: 23},
-	{name: "day of month", min: 1, max: 31},
-	{name: "month", min: 1, max: 12, names: []string{"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}},
-	// 7 is Sunday too.
-	{name: "day of week", min: 0, max: 7, names: []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}},
-}
-
-// cronSchedule is a parsed cron expression: a bit set of the values each field
-// allows.
-type cronSchedule struct {
-	spec                        string
-	minute, hour, dom, mon, dow uint64
-	// domStar and dowStar say that the field starts with "*": as in Vixie
-	// cron, the day then has to match both day fields, and otherwise
-	// either.
-	domStar, dowStar bool
-}
-
-// ParseCron parses a standard five-field cron expression: minute (0-59),
-// hour (0-23), day of month (1-31), month (1-12 or jan-dec) and day of week
-// (0-7 or sun-sat, 0 and 7 being Sunday), each a comma-separated list of
-// "*", a value, a range "a-b", each optionally followed by a step "/n"
-// ("a/n" meaning "a-max/n"), names case-insensitive; or one of @yearly
-// (@annually), @monthly, @weekly, @daily (@midnight) and @hourly.
+// ParseCron parses a cron schedule as a Kubernetes CronJob reads its
+// spec.schedule: with github.com/robfig/cron/v3's ParseStandard, which the
+// API server's validation and the CronJob controller both call. That is
+// five fields (minute, hour, day of month, month, day of week; names such
+// as jan or mon, "?" as "*", ranges, lists and steps) or a descriptor
+// (@yearly, @annually, @monthly, @weekly, @daily, @midnight, @hourly,
+// @every DURATION). When neither day field is "*" or "?" a day matches if
+// either does, so "0 0 */2 * 1" fires on odd days of the month and on
+// Mondays, as the CronJob it prints does (Vixie cron would take "*/2" as a
+// star and fire on odd Mondays only).
 //
-// As in Vixie cron, when neither day field starts with "*" a day matches if
-// either does ("0 0 1,15 * 1" fires on the 1st, the 15th and every Monday),
-// and otherwise it has to match both: "0 0 */2 * 1" fires on Mondays with an
-// odd day of month. (Kubernetes CronJobs, whose library takes "*/2" as no
-// star, would fire that one on odd days and on Mondays.)
+// As the API server does for a new CronJob since Kubernetes 1.25, ParseCron
+// refuses "TZ=" and "CRON_TZ=" prefixes (anything with "TZ"): a CronJob
+// takes its time zone from spec.timeZone. It also refuses a schedule that
+// never fires, such as "0 0 30 2 *", which Kubernetes accepts and never
+// runs.
 //
-// Times are those of the location of the time given to Next: when clocks go
+// Times are those of the local time zone, as for a CronJob without
+// spec.timeZone, whose times are the controller manager's: when clocks go
 // forward, the times skipped do not come; when they go back, the times of
-// the repeated hour may come twice. UTC has neither.
+// the repeated hour come once.
 func ParseCron(spec string) (Schedule, error) {
-	s := strings.TrimSpace(spec)
-	if strings.HasPrefix(s, "@") {
-		expanded, ok := cronShorthands[strings.ToLower(s)]
-		if !ok {
-			return nil, &CronError{Spec: spec, Reason: fmt.Sprintf("%s is not a schedule ParseCron knows; %s", s, cronSyntax)}
-		}
-		s = expanded
+	if strings.Contains(spec, "TZ") {
+		return nil, &CronError{Spec: spec, Reason: "TZ= and CRON_TZ= are refused by Kubernetes CronJobs: leave the prefix out (the schedule is in local time, or in the CronJob's spec.timeZone)"}
 	}
-	fields := strings.Fields(s)
-	if len(fields) != len(cronFieldSpecs) {
-		return nil, &CronError{Spec: spec, Reason: fmt.Sprintf("it has %d fields; %s", len(fields), cronSyntax)}
-	}
-	c := &cronSchedule{spec: spec}
-	sets := [5]*uint64{&c.minute, &c.hour, &c.dom, &c.mon, &c.dow}
-	for i, f := range cronFieldSpecs {
-		set, err := f.parse(fields[i])
-		if err != nil {
-			return nil, &CronError{Spec: spec, Field: f.name, Value: fields[i], Reason: err.Error()}
-		}
-		*sets[i] = set
-	}
-	if c.dow&(1<<7) != 0 {
-		c.dow = c.dow&^(1<<7) | 1
-	}
-	c.domStar = strings.HasPrefix(fields[2], "*")
-	c.dowStar = strings.HasPrefix(fields[4], "*")
-	// Some expressions never fire, such as "0 0 30 2 *". Every day of month
-	// comes in every month within 8 years from 2000 (a leap year).
-	if c.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
-		return nil, &CronError{Spec: spec, Reason: "it never fires: no date has a day of month, month and day of week it allows"}
-	}
-	return c, nil
-}
-
-// parse parses one field into a bit set.
-func (f cronFieldSpec) parse(text string) (uint64, error) {
-	var set uint64
-	for elem := range strings.SplitSeq(text, ",") {
-		rng, stepText, hasStep := strings.Cut(elem, "/")
-		lo, hi := f.min, f.max
-		switch {
-		case rng == "*":
-		case rng == "":
-			return 0, fmt.Errorf("%q has an empty element; expected a value, a range a-b or *", text)
-		default:
-			loText, hiText, isRange := strings.Cut(rng, "-")
-			var err error
-			if lo, err = f.value(loText); err != nil {
-				return 0, err
-			}
-			switch {
-			case isRange:
-				if hi, err = f.value(hiText); err != nil {
-					return 0, err
-				}
-				if hi < lo {
-					return 0, fmt.Errorf("the range %s goes backwards", rng)
-				}
-			case !hasStep:
-				hi = lo
-			}
-		}
-		step := 1
-		if hasStep {
-			n, err := strconv.Atoi(stepText)
-			if err != nil || n <= 0 {
-				return 0, fmt.Errorf("step %q is not a positive number", stepText)
-			}
-			step = n
-		}
-		for v := lo; v <= hi; v += step {
-			set |= 1 << v
-		}
-	}
-	return set, nil
-}
-
-// value parses a number or a name of the field.
-func (f cronFieldSpec) value(s string) (int, error) {
-	for i, name := range f.names {
-		if strings.EqualFold(s, name) {
-			return f.min + i, nil
-		}
-	}
-	n, err := strconv.Atoi(s)
+	s, err := cron.ParseStandard(spec)
 	if err != nil {
-		if f.names != nil {
-			return 0, fmt.Errorf("%q is neither a number from %d to %d nor a name (%s-%s)", s, f.min, f.max, f.names[0], f.names[len(f.names)-1])
-		}
-		return 0, fmt.Errorf("%q is not a number from %d to %d", s, f.min, f.max)
+		return nil, &CronError{Spec: spec, Reason: err.Error() + "; " + cronSyntax, Err: err}
 	}
-	if n < f.min || n > f.max {
-		return 0, fmt.Errorf("%d is out of range %d-%d", n, f.min, f.max)
+	// robfig/cron looks five years ahead, which covers February 29th.
+	if s.Next(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
+		return nil, &CronError{Spec: spec, Reason: "it never fires: no date has a day of month and month it allows"}
 	}
-	return n, nil
+	return cronSchedule{s, spec}, nil
 }
 
-// cronSearchYears bounds the search of Next: the rarest dates that come at all,
-// such as February 29th on a Monday, come every 40 years at most.
-const cronSearchYears = 50
-
-// Next returns the first time after t, to the minute, that the expression
-// allows.
-func (c *cronSchedule) Next(t time.Time) time.Time {
-	loc := t.Location()
-	// The next whole minute.
-	t = t.Add(time.Minute - time.Duration(t.Second())*time.Second - time.Duration(t.Nanosecond()))
-	limit := t.Year() + cronSearchYears
-	for t.Year() <= limit {
-		if c.mon&(1<<int(t.Month())) == 0 {
-			t = time.Date(t.Year(), t.Month()+1, 1, 0, 0, 0, 0, loc)
-			continue
-		}
-		if !c.dayMatches(t) {
-			t = time.Date(t.Year(), t.Month(), t.Day()+1, 0, 0, 0, 0, loc)
-			continue
-		}
-		if c.hour&(1<<t.Hour()) == 0 {
-			// Added, not made with time.Date, so that a repeated hour (clocks
-			// going back) never sends t backwards.
-			t = t.Add(time.Hour - time.Duration(t.Minute())*time.Minute)
-			continue
-		}
-		if c.minute&(1<<t.Minute()) == 0 {
-			// Straight to the next allowed minute of the hour, or the next hour.
-			rest := c.minute >> t.Minute()
-			if rest == 0 {
-				t = t.Add(time.Duration(60-t.Minute()) * time.Minute)
-			} else {
-				t = t.Add(time.Duration(bits.TrailingZeros64(rest)) * time.Minute)
-			}
-			continue
-		}
-		return t
-	}
-	return time.Time{}
-}
-
-func (c *cronSchedule) dayMatches(t time.Time) bool {
-	dom := c.dom&(1<<t.Day()) != 0
-	dow := c.dow&(1<<int(t.Weekday())) != 0
-	if c.domStar || c.dowStar {
-		return dom && dow
-	}
-	return dom || dow
+// cronSchedule is a parsed cron expression that prints as it was given.
+type cronSchedule struct {
+	cron.Schedule
+	spec string
 }
 
 // String returns the expression as given.
-func (c *cronSchedule) String() string { return c.spec }
+func (c cronSchedule) String() string { return c.spec }
 
 // RunOptions configures [Run].
 type RunOptions struct {
@@ -315,7 +152,11 @@ func Stopping(ctx context.Context) <-chan struct{} {
 // Run runs job at each time s gives, until ctx is done: a long-lived mirror.
 // A time that comes while the previous run is still going is skipped (and
 // logged), never queued, and times missed (a suspended machine) are not
-// made up for. A failed run is logged and does not stop Run.
+// made up for. A failed run is logged and does not stop Run. That is
+// robfig/cron's SkipIfStillRunning, and a CronJob's concurrencyPolicy
+// Forbid; Run does not use cron.Cron itself, which has neither a run at
+// start, nor a way to tell a job to stop between images, nor a grace period,
+// nor a clock a test can drive.
 //
 // When ctx is done (SIGTERM), Run closes the channel [Stopping] returns
 // for the job's context, and waits for the current run to return: the

@@ -11,6 +11,9 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/robfig/cron/v3"
+	batchv1 "k8s.io/api/batch/v1"
+
 	"github.com/containerdisk/kubectl-containerdisk/pkg/mirror"
 )
 
@@ -22,71 +25,111 @@ func utc(s string) time.Time {
 	return t
 }
 
-func TestParseCronNext(t *testing.T) {
-	tests := []struct {
-		spec string
-		from string
-		want []string // the next times, each from the one before
-	}{
-		{"*/15 * * * *", "2024-01-01 00:07", []string{"2024-01-01 00:15", "2024-01-01 00:30", "2024-01-01 00:45", "2024-01-01 01:00"}},
-		// Strictly after: a time the schedule allows is not its own next.
-		{"30 3 * * *", "2024-01-01 03:30", []string{"2024-01-02 03:30", "2024-01-03 03:30"}},
-		{"0 0 1 1 *", "2024-12-31 23:59", []string{"2025-01-01 00:00", "2026-01-01 00:00"}},
-		{"59 23 31 12 *", "2024-06-01 00:00", []string{"2024-12-31 23:59", "2025-12-31 23:59"}},
-		// Month ends: the 31st skips the months without one.
-		{"0 0 31 * *", "2024-01-31 00:00", []string{"2024-03-31 00:00", "2024-05-31 00:00", "2024-07-31 00:00", "2024-08-31 00:00"}},
-		{"0 12 30 * *", "2024-01-30 12:00", []string{"2024-03-30 12:00", "2024-04-30 12:00"}},
-		// February 29th: leap years only, and 2100 is none.
-		{"0 0 29 2 *", "2023-03-01 00:00", []string{"2024-02-29 00:00", "2028-02-29 00:00"}},
-		{"0 0 29 2 *", "2096-03-01 00:00", []string{"2104-02-29 00:00"}},
-		{"0 6 28-31 2 *", "2023-02-01 00:00", []string{"2023-02-28 06:00", "2024-02-28 06:00", "2024-02-29 06:00", "2025-02-28 06:00"}},
-		// Neither day field starts with "*": either matches. 2024-01-01 is a Monday.
-		{"0 0 1,15 * 1", "2024-01-01 00:00", []string{"2024-01-08 00:00", "2024-01-15 00:00", "2024-01-22 00:00", "2024-01-29 00:00", "2024-02-01 00:00", "2024-02-05 00:00"}},
-		// Day of month "*/2" starts with "*": both must match (Vixie cron),
-		// Mondays on an odd day of month.
-		{"0 0 */2 * 1", "2024-01-01 00:00", []string{"2024-01-15 00:00", "2024-01-29 00:00", "2024-02-05 00:00"}},
-		// Day of week "*": only the day of month counts.
-		{"0 0 13 * *", "2024-01-01 00:00", []string{"2024-01-13 00:00", "2024-02-13 00:00"}},
-		// Day of month "*": only the day of week counts; 7 is Sunday.
-		{"0 0 * * 7", "2024-01-01 00:00", []string{"2024-01-07 00:00", "2024-01-14 00:00"}},
-		{"0 0 * * 0", "2024-01-01 00:00", []string{"2024-01-07 00:00"}},
-		{"0 0 * * SUN", "2024-01-01 00:00", []string{"2024-01-07 00:00"}},
-		// Either: the 13th or a Friday.
-		{"0 0 13 * fri", "2024-09-12 00:00", []string{"2024-09-13 00:00", "2024-09-20 00:00", "2024-09-27 00:00", "2024-10-04 00:00", "2024-10-11 00:00", "2024-10-13 00:00"}},
-		{"0 9 * jan-mar mon-fri", "2024-03-29 10:00", []string{"2025-01-01 09:00", "2025-01-02 09:00", "2025-01-03 09:00", "2025-01-06 09:00"}},
-		{"0 22 * * 1-5", "2024-01-05 22:00", []string{"2024-01-08 22:00"}},
-		{"23 0-20/2 * * *", "2024-01-01 19:00", []string{"2024-01-01 20:23", "2024-01-02 00:23"}},
-		// "a/n" is "a-max/n": Friday and Sunday.
-		{"0 0 * * 5/2", "2024-01-01 00:00", []string{"2024-01-05 00:00", "2024-01-07 00:00", "2024-01-12 00:00"}},
-		{"5,10-12,50/5 * * * *", "2024-01-01 00:00", []string{"2024-01-01 00:05", "2024-01-01 00:10", "2024-01-01 00:11", "2024-01-01 00:12", "2024-01-01 00:50", "2024-01-01 00:55", "2024-01-01 01:05"}},
-		{"0 0 1 */3 *", "2024-02-10 00:00", []string{"2024-04-01 00:00", "2024-07-01 00:00", "2024-10-01 00:00", "2025-01-01 00:00"}},
-		{"@hourly", "2024-01-01 00:00", []string{"2024-01-01 01:00"}},
-		{"@daily", "2024-01-01 12:34", []string{"2024-01-02 00:00"}},
-		{"@midnight", "2024-01-01 12:34", []string{"2024-01-02 00:00"}},
-		{"@weekly", "2024-01-01 00:00", []string{"2024-01-07 00:00", "2024-01-14 00:00"}},
-		{"@monthly", "2024-02-15 00:00", []string{"2024-03-01 00:00", "2024-04-01 00:00"}},
-		{"@YEARLY", "2024-02-15 00:00", []string{"2025-01-01 00:00"}},
-		{"  0  3  *  *  *  ", "2024-01-01 00:00", []string{"2024-01-01 03:00"}},
+// kubeSchedules are cron schedules a CronJob may carry, and some it may not.
+var kubeSchedules = []string{
+	"*/15 * * * *", "30 3 * * *", "0 0 1 1 *", "59 23 31 12 *", "0 0 31 * *", "0 12 30 * *",
+	"0 0 29 2 *", "0 6 28-31 2 *", "0 0 1,15 * 1", "0 0 13 * *", "0 0 * * 7", "0 0 * * 0",
+	"0 0 * * SUN", "0 0 13 * fri", "0 9 * jan-mar mon-fri", "0 22 * * 1-5", "23 0-20/2 * * *",
+	"0 0 * * 5/2", "5,10-12,50/5 * * * *", "0 0 1 */3 *", "  0  3  *  *  *  ",
+	// Neither day field is "*" or "?": either matches, in both paths.
+	"0 0 */2 * 1", "0 0 1-7 * mon",
+	// "?" is "*".
+	"0 0 ? * 1", "0 0 1 * ?",
+	"@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually", "@YEARLY",
+	"@every 90m", "@every 1h30m10s", "* * * * *",
+	// Refused by both.
+	"", "* * * *", "* * * * * *", "61 * * * *", "* 24 * * *", "* * 0 * *", "* * * 13 *", "* * * * 8",
+	"* * * foo *", "* * * * monday", "*/0 * * * *", "5-1 * * * *", "x * * * *", "@reboot", "@every", "@every 1d",
+	// The API server refuses TZ in a new CronJob's schedule.
+	"CRON_TZ=UTC 0 3 * * *", "TZ=Europe/Berlin 0 3 * * *",
+}
+
+// TestParseCronMatchesKubernetes checks that the in-process schedule is the
+// one a Kubernetes CronJob follows: ParseCron accepts what the API server's
+// validation accepts (cron.ParseStandard, no "TZ"), its next runs are those
+// of cron.ParseStandard from the same times, in UTC and across clock
+// changes, and the CronJob printed for it carries the expression unchanged.
+func TestParseCronMatchesKubernetes(t *testing.T) {
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatalf("no time zone data: %v", err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.spec+" from "+tt.from, func(t *testing.T) {
-			s, err := mirror.ParseCron(tt.spec)
+	froms := []time.Time{
+		time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(2024, 2, 27, 13, 7, 30, 500, time.UTC),
+		time.Date(2099, 12, 31, 23, 59, 59, 0, time.UTC),
+		time.Date(2024, 3, 30, 22, 0, 0, 0, berlin),  // clocks go forward at 02:00 on the 31st
+		time.Date(2024, 10, 26, 22, 0, 0, 0, berlin), // and back at 03:00 on the 27th
+	}
+	for _, spec := range kubeSchedules {
+		t.Run(spec, func(t *testing.T) {
+			kube, kubeErr := cron.ParseStandard(spec)
+			if kubeErr == nil && strings.Contains(spec, "TZ") {
+				kubeErr = errors.New("cannot use TZ or CRON_TZ in schedule, use timeZone field instead")
+			}
+			ours, err := mirror.ParseCron(spec)
+			if (err == nil) != (kubeErr == nil) {
+				t.Fatalf("ParseCron: %v; Kubernetes: %v", err, kubeErr)
+			}
+			if err != nil {
+				return
+			}
+			for _, from := range froms {
+				a, b := from, from
+				for i := range 40 {
+					a, b = ours.Next(a), kube.Next(b)
+					if !a.Equal(b) || a.Location() != b.Location() {
+						t.Fatalf("run %d after %s: in-process %s, CronJob %s", i+1, from, a, b)
+					}
+					if a.IsZero() {
+						break
+					}
+				}
+			}
+			out, err := mirror.CronJobYAML(mirror.CronJobOptions{Image: "registry.local/kcd:1", Schedule: spec, Config: []byte(syncYAML)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			at := utc(tt.from)
-			var got []string
-			for range tt.want {
-				at = s.Next(at)
-				got = append(got, at.Format("2006-01-02 15:04"))
-				if at.Location() != time.UTC {
-					t.Errorf("Next returned a time in %v, want UTC", at.Location())
+			var printed []string
+			for _, obj := range decodeStream(t, out) {
+				if cj, ok := obj.(*batchv1.CronJob); ok {
+					printed = append(printed, cj.Spec.Schedule)
 				}
 			}
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("next times\n got %q\nwant %q", got, tt.want)
+			if len(printed) != 1 || printed[0] != spec {
+				t.Errorf("the CronJob carries %q, want [%q]", printed, spec)
 			}
 		})
+	}
+}
+
+// TestParseCronEitherDay pins, on dates, the day rule a CronJob follows,
+// which Vixie cron does not: "*/2" is no star, so the day of month or the
+// day of week matches; "?" is "*". 2024-01-01 is a Monday.
+func TestParseCronEitherDay(t *testing.T) {
+	tests := []struct {
+		spec string
+		want []string
+	}{
+		{"0 0 */2 * 1", []string{"2024-01-03 00:00", "2024-01-05 00:00", "2024-01-07 00:00", "2024-01-08 00:00", "2024-01-09 00:00", "2024-01-11 00:00"}},
+		{"0 0 ? * 1", []string{"2024-01-08 00:00", "2024-01-15 00:00"}},
+		{"0 0 1,15 * 1", []string{"2024-01-08 00:00", "2024-01-15 00:00", "2024-01-22 00:00", "2024-01-29 00:00", "2024-02-01 00:00"}},
+	}
+	for _, tt := range tests {
+		s, err := mirror.ParseCron(tt.spec)
+		if err != nil {
+			t.Errorf("ParseCron(%q): %v", tt.spec, err)
+			continue
+		}
+		at := utc("2024-01-01 00:00")
+		var got []string
+		for range tt.want {
+			at = s.Next(at)
+			got = append(got, at.Format("2006-01-02 15:04"))
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%q: next runs\n got %q\nwant %q", tt.spec, got, tt.want)
+		}
 	}
 }
 
@@ -139,29 +182,18 @@ func TestParseCronDST(t *testing.T) {
 
 func TestParseCronErrors(t *testing.T) {
 	tests := []struct {
-		spec  string
-		field string
-		want  string // in the error
+		spec   string
+		parser bool   // the error is robfig/cron's
+		want   string // in the error
 	}{
-		{"", "", "it has 0 fields; expected five fields"},
-		{"* * * *", "", "it has 4 fields"},
-		{"* * * * * *", "", "it has 6 fields"},
-		{"61 * * * *", "minute", `minute field "61": 61 is out of range 0-59`},
-		{"* 24 * * *", "hour", "24 is out of range 0-23"},
-		{"* * 0 * *", "day of month", `day of month field "0": 0 is out of range 1-31`},
-		{"* * * 13 *", "month", "13 is out of range 1-12"},
-		{"* * * * 8", "day of week", "8 is out of range 0-7"},
-		{"* * * foo *", "month", `"foo" is neither a number from 1 to 12 nor a name (jan-dec)`},
-		{"* * * * monday", "day of week", `"monday" is neither a number from 0 to 7 nor a name (sun-sat)`},
-		{"*/0 * * * *", "minute", `step "0" is not a positive number`},
-		{"*/x * * * *", "minute", `step "x" is not a positive number`},
-		{"5-1 * * * *", "minute", "the range 5-1 goes backwards"},
-		{"1,,2 * * * *", "minute", "empty element"},
-		{"x * * * *", "minute", `"x" is not a number from 0 to 59`},
-		{"@reboot", "", "@reboot is not a schedule ParseCron knows"},
-		{"@every 1h", "", "is not a schedule ParseCron knows"},
-		{"0 0 30 2 *", "", "it never fires"},
-		{"0 0 31 4,6,9,11 *", "", "it never fires"},
+		{"", true, "empty spec string; expected five fields"},
+		{"* * * *", true, "expected exactly 5 fields, found 4"},
+		{"61 * * * *", true, "end of range (61) above maximum (59)"},
+		{"* * * foo *", true, `failed to parse int from foo`},
+		{"@reboot", true, "unrecognized descriptor: @reboot"},
+		{"CRON_TZ=UTC 0 3 * * *", false, "TZ= and CRON_TZ= are refused by Kubernetes CronJobs"},
+		{"0 0 30 2 *", false, "it never fires"},
+		{"0 0 31 4,6,9,11 *", false, "it never fires"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.spec, func(t *testing.T) {
@@ -170,8 +202,8 @@ func TestParseCronErrors(t *testing.T) {
 			if !errors.As(err, &ce) {
 				t.Fatalf("ParseCron(%q) = %v, want a *CronError", tt.spec, err)
 			}
-			if ce.Field != tt.field || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("ParseCron(%q) = %q (field %q), want field %q and %q", tt.spec, err, ce.Field, tt.field, tt.want)
+			if (ce.Err != nil) != tt.parser || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("ParseCron(%q) = %q (parser error %v), want %q", tt.spec, err, ce.Err, tt.want)
 			}
 			if !strings.HasPrefix(err.Error(), fmt.Sprintf("cron schedule %q: ", tt.spec)) {
 				t.Errorf("error %q does not start with the schedule", err)

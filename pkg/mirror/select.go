@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/Masterminds/semver/v3"
+
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 )
 
@@ -26,9 +28,9 @@ func (s ImageSpec) NeedsTagList() bool {
 // reports a missing one), and Deny does not apply to them. The filter on the
 // right applies only when Allow, Deny, Semver or Newest is set: Allow empty
 // means every tag; regexes are anchored at both ends; Semver keeps the tags
-// that read as versions (ParseVersion) in the range; Newest > 0 keeps the
-// newest N in SortTags order. The error is about an invalid regex, range or
-// Newest.
+// that satisfy the constraint as skopeo sync's images-by-semver does (see
+// semver.go); Newest > 0 keeps the newest N in SortTags order. The error is
+// about an invalid regex, constraint or Newest.
 func (s ImageSpec) Select(tags []string) ([]string, error) {
 	f, err := s.compile()
 	if err != nil {
@@ -56,7 +58,7 @@ func (s ImageSpec) Select(tags []string) ([]string, error) {
 // filter is an entry's compiled allow, deny and semver selectors.
 type filter struct {
 	allow, deny []*regexp.Regexp
-	semver      *Range
+	semver      *semver.Constraints
 }
 
 func (f *filter) keep(tag string) bool {
@@ -66,7 +68,7 @@ func (f *filter) keep(tag string) bool {
 	if slices.ContainsFunc(f.deny, func(re *regexp.Regexp) bool { return re.MatchString(tag) }) {
 		return false
 	}
-	return f.semver == nil || f.semver.MatchTag(tag)
+	return f.semver == nil || matchTag(f.semver, tag)
 }
 
 // specError is an invalid selector of an ImageSpec.
@@ -94,11 +96,11 @@ func (s ImageSpec) compile() (*filter, error) {
 		}
 	}
 	if s.Semver != "" {
-		r, err := ParseRange(s.Semver)
+		c, err := parseConstraint(s.Semver)
 		if err != nil {
 			return nil, &specError{"semver", err.Error(), nil}
 		}
-		f.semver = r
+		f.semver = c
 	}
 	if s.Newest < 0 {
 		return nil, &specError{"newest", fmt.Sprintf("%d is negative: expected how many of the newest tags to keep (0 keeps all)", s.Newest), nil}
@@ -115,15 +117,15 @@ func (s ImageSpec) check() error {
 	return err
 }
 
-// SortTags sorts tags oldest first: by semver precedence (see Version) when
-// every tag reads as a version, else by the catalog's version order, in
+// SortTags sorts tags oldest first: by semver precedence when every tag
+// reads as a version (semver.NewVersion, as for Semver), else by the catalog's version order, in
 // which numbers compare numerically ("9.10" after "9.9") and a leading "v"
 // before a digit is ignored; ties (such as "1.2" and "1.2.0") by bytes. The
 // order depends on the set of tags only, not on their order.
 func SortTags(tags []string) {
-	vs := make(map[string]Version, len(tags))
+	vs := make(map[string]*semver.Version, len(tags))
 	for _, t := range tags {
-		v, err := ParseVersion(t)
+		v, err := semver.NewVersion(t)
 		if err != nil {
 			vs = nil
 			break
@@ -145,7 +147,7 @@ func SortTags(tags []string) {
 }
 
 func stripV(t string) string {
-	if len(t) > 1 && (t[0] == 'v' || t[0] == 'V') && isDigit(t[1]) {
+	if len(t) > 1 && (t[0] == 'v' || t[0] == 'V') && '0' <= t[1] && t[1] <= '9' {
 		return t[1:]
 	}
 	return t

@@ -94,7 +94,7 @@ func TestSelectErrors(t *testing.T) {
 	}{
 		{ImageSpec{Allow: []string{"["}}, `allow: invalid regex "[": missing closing ]`},
 		{ImageSpec{Deny: []string{"a**"}}, `deny: invalid regex "a**": invalid nested repetition operator: "**"`},
-		{ImageSpec{Semver: ">=1 <"}, `semver: invalid semver range ">=1 <": "<" is not followed by a version`},
+		{ImageSpec{Semver: ">=1 <"}, `semver: invalid semver constraint ">=1 <": improper constraint: ">=1 <"; ` + constraintHint},
 		{ImageSpec{Newest: -1}, "newest: -1 is negative: expected how many of the newest tags to keep (0 keeps all)"},
 	}
 	for _, tt := range tests {
@@ -130,6 +130,12 @@ func TestSortTags(t *testing.T) {
 		// Not every tag a version: the catalog's version order, in which
 		// words come first and "10.0-rc1" comes after "10".
 		{[]string{"9.10", "9.9", "latest", "v10", "10.0-rc1", "9.9.1.1", "alpha"}, []string{"alpha", "latest", "9.9", "9.9.1.1", "9.10", "v10", "10.0-rc1"}},
+		// Semver precedence, from semver.org and the tag schemes of
+		// containerdisk publishers: dated builds are prereleases.
+		{
+			[]string{"42", "42.0.0-0", "41", "41-99999999999999999999999", "41-2411011200", "41-2410011200", "9.10", "9.9", "2.0.0", "1.10.0", "1.1", "1.0.0", "1.0.0-rc.1", "1.0.0-beta.11", "1.0.0-beta.2", "1.0.0-beta", "1.0.0-alpha.beta", "1.0.0-alpha.1", "1.0.0-alpha", "1.0.0-0", "0.9.0"},
+			[]string{"0.9.0", "1.0.0-0", "1.0.0-alpha", "1.0.0-alpha.1", "1.0.0-alpha.beta", "1.0.0-beta", "1.0.0-beta.2", "1.0.0-beta.11", "1.0.0-rc.1", "1.0.0", "1.1", "1.10.0", "2.0.0", "9.9", "9.10", "41-2410011200", "41-2411011200", "41-99999999999999999999999", "41", "42.0.0-0", "42"},
+		},
 		{nil, nil},
 	}
 	for _, tt := range tests {

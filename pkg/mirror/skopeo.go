@@ -2,6 +2,7 @@ package mirror
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -35,6 +36,7 @@ func (p *parser) skopeo(pairs []pair) *Config {
 		}
 		u := Unit{Source: host, PlatformMode: PlatformRewrite, Line: kv.key.Line}
 		errs := len(p.errs)
+		skipped := false
 		fields, ok := p.mapping(kv.val, host, "a mapping with the keys "+strings.Join(skopeoKeys, ", "))
 		if !ok {
 			continue
@@ -74,17 +76,23 @@ func (p *parser) skopeo(pairs []pair) *Config {
 					return ImageSpec{Allow: []string{".*(?:" + re + ").*"}}, true
 				})
 			case "images-by-semver":
+				before := len(u.Images)
+				var invalid []*ConfigError
 				p.skopeoImages(v, fk, &u, func(val *yaml.Node, key string) (ImageSpec, bool) {
-					r, ok := p.str(val, key, `a version range such as ">= 3.12.0"`)
+					r, ok := p.str(val, key, `a semver constraint such as ">= 3.12.0"`)
 					if !ok {
 						return ImageSpec{}, false
 					}
-					if _, err := ParseRange(r); err != nil {
-						p.fail(resolve(val), key, err.Error(), nil)
-						return ImageSpec{}, false
+					if _, err := parseConstraint(r); err != nil {
+						invalid = append(invalid, &ConfigError{File: p.file, Line: resolve(val).Line, Key: key, Msg: err.Error(), Err: errors.Unwrap(err)})
 					}
 					return ImageSpec{Semver: r}, true
 				})
+				if len(invalid) > 0 {
+					p.skipSemver(invalid, u.Images[before:])
+					u.Images = u.Images[:before]
+					skipped = true
+				}
 			case "credentials":
 				u.Credentials = p.credentials(v, fk)
 			case "tls-verify":
@@ -97,8 +105,14 @@ func (p *parser) skopeo(pairs []pair) *Config {
 				p.failf(k, fk, "unknown key: expected %s", orList(skopeoKeys))
 			}
 		}
-		if len(u.Images) == 0 && len(p.errs) == errs {
-			p.failf(kv.key, host, "no images: expected images, images-by-tag-regex or images-by-semver")
+		if len(u.Images) == 0 {
+			if skipped {
+				// Nothing is left to sync from this registry, as in skopeo.
+				continue
+			}
+			if len(p.errs) == errs {
+				p.failf(kv.key, host, "no images: expected images, images-by-tag-regex or images-by-semver")
+			}
 		}
 		c.Units = append(c.Units, u)
 	}
@@ -129,5 +143,20 @@ func (p *parser) skopeoImages(n *yaml.Node, key string, u *Unit, spec func(val *
 		s.Repository = repo
 		s.Line = r.key.Line
 		u.Images = append(u.Images, s)
+	}
+}
+
+// skipSemver records, as warnings, the invalid constraints of a registry's
+// images-by-semver and the repositories skipped for them: skopeo sync
+// (semverFilterCollection) gives up the whole map at its first invalid
+// constraint, logs the error and goes on with the rest of the file.
+func (p *parser) skipSemver(invalid []*ConfigError, specs []ImageSpec) {
+	repos := make([]string, len(specs))
+	for i, s := range specs {
+		repos[i] = s.Repository
+	}
+	for _, w := range invalid {
+		w.Msg += fmt.Sprintf("; skipping this registry's images-by-semver (%s), as skopeo sync does", strings.Join(repos, ", "))
+		p.warns = append(p.warns, w)
 	}
 }

@@ -144,8 +144,7 @@ func TestParseConfigSkopeoErrors(t *testing.T) {
 		{"regex and semver", "quay.io:\n  images-by-tag-regex:\n    a: '['\n    b: [x]\n  images-by-semver:\n    c: '>= 1.x.2'\n    d:\n", []string{
 			`f.yaml:3: quay.io.images-by-tag-regex.a: invalid regex "[": missing closing ]`,
 			`f.yaml:4: quay.io.images-by-tag-regex.b: expected a regular expression, got a list`,
-			`f.yaml:6: quay.io.images-by-semver.c: invalid semver range ">= 1.x.2": "1.x.2": a number follows a wildcard; write 1.x`,
-			`f.yaml:7: quay.io.images-by-semver.d: expected a version range such as ">= 3.12.0", got nothing`,
+			`f.yaml:7: quay.io.images-by-semver.d: expected a semver constraint such as ">= 3.12.0", got nothing`,
 		}},
 		{"duplicate registry", "quay.io:\n  images: {a: []}\nquay.io:\n  images: {b: []}\n", []string{
 			"f.yaml:3: quay.io: duplicate key: it is set on line 1 too",
@@ -165,5 +164,47 @@ func TestParseConfigSkopeoErrors(t *testing.T) {
 				t.Errorf("errors (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestParseConfigSkopeoInvalidSemver checks that an invalid images-by-semver
+// constraint skips what skopeo sync skips, the registry's images-by-semver,
+// with a warning naming the file, the line and the key, and that the rest
+// of the file is read.
+func TestParseConfigSkopeoInvalidSemver(t *testing.T) {
+	c, err := ParseConfig("s.yaml", []byte(`
+quay.io:
+  images:
+    base: ["1.0"]
+  images-by-semver:
+    app: ">= 3.12"
+    tools: "V3.15.0"
+ghcr.io:
+  images-by-semver:
+    app: "=>3.12"
+registry.example.com:
+  images-by-semver:
+    only: "latest"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range c.Warnings {
+		got = append(got, w.Error())
+	}
+	want := []string{
+		`s.yaml:7: quay.io.images-by-semver.tools: invalid semver constraint "V3.15.0": improper constraint: "V3.15.0"; ` + constraintHint + `; skipping this registry's images-by-semver (app, tools), as skopeo sync does`,
+		`s.yaml:13: registry.example.com.images-by-semver.only: invalid semver constraint "latest": improper constraint: "latest"; ` + constraintHint + `; skipping this registry's images-by-semver (only), as skopeo sync does`,
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Warnings (-want +got):\n%s", diff)
+	}
+	wantUnits := []Unit{
+		{Source: "quay.io", PlatformMode: PlatformRewrite, Line: 2, Images: []ImageSpec{{Repository: "base", Tags: []string{"1.0"}, Line: 4}}},
+		{Source: "ghcr.io", PlatformMode: PlatformRewrite, Line: 8, Images: []ImageSpec{{Repository: "app", Semver: "=>3.12", Line: 10}}},
+	}
+	if diff := cmp.Diff(wantUnits, c.Units); diff != "" {
+		t.Errorf("Units (-want +got):\n%s", diff)
 	}
 }

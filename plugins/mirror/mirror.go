@@ -132,7 +132,7 @@ the exit status is then 1. --dry-run prints the plan.`,
 	fs.StringArrayVar(&opts.platforms, "platform", nil, "keep only these platforms (amd64, linux/arm64), for units that name none; repeatable")
 	fs.StringVar(&opts.platformMode, "platform-mode", "", "how platforms are filtered: rewrite (default) or sparse")
 	fs.DurationVar(&opts.interval, "interval", 0, "run again every interval (e.g. 1h), as a long-lived process")
-	fs.StringVar(&opts.schedule, "schedule", "", "run on a cron schedule (e.g. '0 3 * * *'), as a long-lived process")
+	fs.StringVar(&opts.schedule, "schedule", "", "run on a cron schedule as a Kubernetes CronJob reads it (e.g. '0 3 * * *', '0 0 ? * mon', '@every 6h'), as a long-lived process")
 	fs.BoolVar(&opts.printCronJob, "print-cronjob", false, "print a Kubernetes CronJob (and the ConfigMap of CONFIG) running this mirror, instead of running it")
 	opts.cronJob.apply(fs)
 	opts.Remote.ApplyFlags(fs)
@@ -158,6 +158,10 @@ func runMirror(ctx context.Context, streams cli.Streams, opts *mirrorOptions) er
 	if err != nil {
 		return cli.Usagef("%v", err)
 	}
+	status := option.NewStatus(streams.ErrOut, opts.Quiet)
+	for _, w := range cfg.Warnings {
+		status.Warnf("%v", w)
+	}
 	for i, u := range cfg.Units {
 		if u.Target == "" {
 			return cli.Usagef("%s: unit %d (source %s) has no target: expected --to TARGET (a skopeo sync file names none)", opts.file, i, u.Source)
@@ -176,7 +180,6 @@ func runMirror(ctx context.Context, streams cli.Streams, opts *mirrorOptions) er
 	if interval == 0 && schedule == "" {
 		interval, schedule = cfg.Interval, cfg.Schedule
 	}
-	status := option.NewStatus(streams.ErrOut, opts.Quiet)
 	once := func(ctx context.Context) error {
 		return syncOnce(ctx, mirror.Stopping(ctx), streams, opts, cfg, status)
 	}
