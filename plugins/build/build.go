@@ -49,7 +49,7 @@ type buildOptions struct {
 
 // NewCommand returns the build command.
 func NewCommand(streams cli.Streams) *cobra.Command {
-	var opts buildOptions
+	opts := buildOptions{Output: option.NewOutput("build")}
 	cmd := &cobra.Command{
 		Use:   "build [flags] (--disk [ARCH=]FILE... | --focus NAME:VERSION... | < RELEASES) [TARGET]",
 		Short: "Package disk files into a containerdisk image",
@@ -91,10 +91,7 @@ A failing entry is reported and the others are still built.`,
 			if err := opts.Remote.Parse(cmd); err != nil {
 				return err
 			}
-			if err := opts.Catalog.Parse(cmd); err != nil {
-				return err
-			}
-			return opts.Output.Parse(cmd)
+			return opts.Catalog.Parse(cmd)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.target = DefaultTarget

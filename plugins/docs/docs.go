@@ -62,7 +62,7 @@ func (o *pageOptions) applyFlags(fs *pflag.FlagSet) {
 	o.Catalog.ApplyFlags(fs)
 	fs.StringVar(&o.registry, "registry", pkgdocs.DefaultRegistry, "image prefix the pages use, as REGISTRY/NAMESPACE")
 	fs.StringVar(&o.importSize, "import-size", pkgdocs.DefaultImportSize, "disk size of the --volume-import example")
-	fs.BoolVarP(&o.quiet, "quiet", "q", false, "print no status on stderr")
+	option.AddQuiet(fs, &o.quiet)
 }
 
 func (o *pageOptions) parse(cmd *cobra.Command) error {

@@ -73,7 +73,7 @@ at the end and the exit status is then 1.`,
 	fs.StringVar(&opts.dir, "dir", "", "directory of the pages to publish; without it the pages are generated from the catalog")
 	fs.StringVar(&opts.tokenFile, "token-file", "", "file holding the Quay OAuth token (required)")
 	fs.StringVar(&opts.apiURL, "api-url", pkgdocs.DefaultQuayAPI, "Quay base URL the API is under")
-	fs.BoolVar(&opts.dryRun, "dry-run", true, "read the descriptions and change nothing; --dry-run=false to change them")
+	option.AddDryRun(fs, &opts.dryRun, option.Publishes, "what would change in the descriptions")
 	fs.BoolVar(&opts.makePublic, "make-public", false, "also make every private repository public")
 	return cmd
 }

@@ -19,13 +19,12 @@ import (
 
 type gatherOptions struct {
 	option.Catalog
-	output string
-	quiet  bool
+	option.Output
 }
 
 // NewCommand returns the gather command.
 func NewCommand(streams cli.Streams) *cobra.Command {
-	var opts gatherOptions
+	opts := gatherOptions{Output: option.NewOutput("gather")}
 	cmd := &cobra.Command{
 		Use:   "gather [flags]",
 		Short: "Find the latest upstream release of each curated distribution",
@@ -54,11 +53,6 @@ Exit status: 0 all found, 1 some releases or upstreams failed, 2 usage error.`,
   kubectl containerdisk gather --mirror fedora=file:///srv/mirror/fedora --catalog my-catalog.yaml`,
 		Args: cli.ExactArgs(0),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
-			switch opts.output {
-			case "json", "table":
-			default:
-				return cli.Usagef("unknown output format %q: expected json or table", opts.output)
-			}
 			return opts.Catalog.Parse(cmd)
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -67,17 +61,14 @@ Exit status: 0 all found, 1 some releases or upstreams failed, 2 usage error.`,
 	}
 	fs := cmd.Flags()
 	opts.Catalog.ApplyFlags(fs)
-	fs.StringVarP(&opts.output, "output", "o", "json", "output format: json (JSON lines for build) or table")
-	fs.BoolVarP(&opts.quiet, "quiet", "q", false, "print no status on stderr")
-	cmd.RegisterFlagCompletionFunc("focus", option.CompleteFocus)                                                                    //nolint:errcheck // the flag exists
-	cmd.RegisterFlagCompletionFunc("output", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) { //nolint:errcheck // the flag exists
-		return []cobra.Completion{"json", "table"}, cobra.ShellCompDirectiveNoFileComp
-	})
+	opts.Output.ApplyFlags(fs)
+	cmd.RegisterFlagCompletionFunc("focus", option.CompleteFocus)   //nolint:errcheck // the flag exists
+	cmd.RegisterFlagCompletionFunc("output", option.CompleteOutput) //nolint:errcheck // the flag exists
 	return cmd
 }
 
 func runGather(ctx context.Context, streams cli.Streams, opts *gatherOptions) error {
-	status := option.NewStatus(streams.ErrOut, opts.quiet)
+	status := option.NewStatus(streams.ErrOut, opts.Quiet)
 	client := opts.Client(status.Printf)
 	c, err := opts.Catalog.Catalog(client)
 	if err != nil {
@@ -87,7 +78,7 @@ func runGather(ctx context.Context, streams cli.Streams, opts *gatherOptions) er
 	if err != nil {
 		return err
 	}
-	if err := Print(streams, opts.output, rels); err != nil {
+	if err := Print(streams, opts.Format, rels); err != nil {
 		return err
 	}
 	var failed []string
@@ -114,7 +105,7 @@ func describe(r catalog.Release) string {
 
 // Print writes releases as JSON lines or a table.
 func Print(streams cli.Streams, format string, rels []catalog.Release) error {
-	if format == "table" {
+	if format == option.OutputTable {
 		tw := tabwriter.NewWriter(streams.Out, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "NAME\tVERSION\tARCH\tBUILD\tTAGS\tCHECKSUM\tURL")
 		for _, r := range rels {

@@ -116,30 +116,27 @@ func cronArgs(opts *mirrorOptions) []string {
 
 type lsOptions struct {
 	option.Remote
-	output string
+	option.Output
 }
 
-func (o *lsOptions) apply(fs *pflag.FlagSet) {
-	fs.StringVarP(&o.output, "output", "o", "table", "output format: table, json or yaml")
-	o.Remote.ApplyFlags(fs)
+func (o *lsOptions) apply(cmd *cobra.Command) {
+	o.Output.ApplyFlags(cmd.Flags())
+	o.Remote.ApplyFlags(cmd.Flags())
+	cmd.RegisterFlagCompletionFunc("output", option.CompleteOutput) //nolint:errcheck // the flag exists
 }
 
-func (o *lsOptions) parse(cmd *cobra.Command) error {
-	switch o.output {
-	case "table", "json", "yaml":
-	default:
-		return cli.Usagef("unknown output format %q: expected table, json or yaml", o.output)
-	}
+func (o *lsOptions) parse(cmd *cobra.Command, streams cli.Streams) error {
+	o.Remote.Log = option.NewStatus(streams.ErrOut, o.Quiet).Printf
 	return o.Remote.Parse(cmd)
 }
 
 func printData(streams cli.Streams, format string, v any, table func(*tabwriter.Writer)) error {
 	switch format {
-	case "json":
+	case option.OutputJSON:
 		enc := json.NewEncoder(streams.Out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
-	case "yaml":
+	case option.OutputYAML:
 		b, err := yaml.Marshal(v)
 		if err != nil {
 			return err
@@ -153,7 +150,7 @@ func printData(streams cli.Streams, format string, v any, table func(*tabwriter.
 }
 
 func newLsCommand(streams cli.Streams) *cobra.Command {
-	var opts lsOptions
+	opts := lsOptions{Output: option.NewOutput("mirror ls")}
 	cmd := &cobra.Command{
 		Use:   "ls REGISTRY|REPOSITORY",
 		Short: "List a registry's repositories, or a repository's tags",
@@ -162,7 +159,7 @@ tags of a repository.`,
 		Example: `  kubectl containerdisk mirror ls quay.io
   kubectl containerdisk mirror ls quay.io/containerdisks/fedora -o json`,
 		Args:    cli.ExactArgs(1),
-		PreRunE: func(cmd *cobra.Command, args []string) error { return opts.parse(cmd) },
+		PreRunE: func(cmd *cobra.Command, args []string) error { return opts.parse(cmd, streams) },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			arg := args[0]
@@ -180,7 +177,7 @@ tags of a repository.`,
 				if err := mirror.Repositories(ctx, reg, func(rs []string) error { repos = append(repos, rs...); return nil }); err != nil {
 					return fmt.Errorf("listing the repositories of %s: %w", arg, err)
 				}
-				return printData(streams, opts.output, map[string]any{"registry": arg, "repositories": repos}, func(tw *tabwriter.Writer) {
+				return printData(streams, opts.Format, map[string]any{"registry": arg, "repositories": repos}, func(tw *tabwriter.Writer) {
 					for _, r := range repos {
 						fmt.Fprintln(tw, r)
 					}
@@ -198,25 +195,25 @@ tags of a repository.`,
 			if err := mirror.Tags(ctx, repo, func(ts []string) error { tags = append(tags, ts...); return nil }); err != nil {
 				return fmt.Errorf("listing the tags of %s: %w", ref.Repo(), err)
 			}
-			return printData(streams, opts.output, map[string]any{"repository": ref.Repo(), "tags": tags}, func(tw *tabwriter.Writer) {
+			return printData(streams, opts.Format, map[string]any{"repository": ref.Repo(), "tags": tags}, func(tw *tabwriter.Writer) {
 				for _, t := range tags {
 					fmt.Fprintln(tw, t)
 				}
 			})
 		},
 	}
-	opts.apply(cmd.Flags())
+	opts.apply(cmd)
 	return cmd
 }
 
 func newInspectCommand(streams cli.Streams) *cobra.Command {
-	var opts lsOptions
+	opts := lsOptions{Output: option.NewOutput("mirror inspect")}
 	cmd := &cobra.Command{
 		Use:     "inspect IMAGE",
 		Short:   "Show an image's platforms with their digests and sizes",
 		Example: `  kubectl containerdisk mirror inspect quay.io/containerdisks/fedora:42`,
 		Args:    cli.ExactArgs(1),
-		PreRunE: func(cmd *cobra.Command, args []string) error { return opts.parse(cmd) },
+		PreRunE: func(cmd *cobra.Command, args []string) error { return opts.parse(cmd, streams) },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			ref, err := target.Parse(args[0])
@@ -234,7 +231,7 @@ func newInspectCommand(streams cli.Streams) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("inspecting %s: %w", ref, err)
 			}
-			return printData(streams, opts.output, info, func(tw *tabwriter.Writer) {
+			return printData(streams, opts.Format, info, func(tw *tabwriter.Writer) {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", ref, info.Digest, info.MediaType, info.TotalSize)
 				fmt.Fprintln(tw, "PLATFORM\tDIGEST\tSIZE")
 				for _, p := range info.Platforms {
@@ -250,19 +247,19 @@ func newInspectCommand(streams cli.Streams) *cobra.Command {
 			})
 		},
 	}
-	opts.apply(cmd.Flags())
+	opts.apply(cmd)
 	return cmd
 }
 
 func newImportCommand(streams cli.Streams) *cobra.Command {
-	var opts mirrorOptions
+	opts := mirrorOptions{Output: option.NewOutput("mirror import")}
 	cmd := &cobra.Command{
 		Use:   "import ARCHIVE|oci:DIR --to PREFIX",
 		Short: "Copy every image of an OCI archive or layout into a registry",
 		Long: `Copy every image an OCI archive (or layout directory) holds, as written by
 mirror to oci-archive:FILE or oci:DIR, into a registry below PREFIX, each
 NAME:TAG to PREFIX/NAME:TAG, with its digests unchanged. What the registry
-has is skipped.`,
+has is skipped. As mirror, import writes unless --dry-run.`,
 		Example: `  kubectl containerdisk mirror import containerdisks.tar --to registry.airgap:5000/containerdisks`,
 		Args:    cli.ExactArgs(1),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
@@ -281,7 +278,7 @@ has is skipped.`,
 			return syncOnce(cmd.Context(), nil, streams, &opts, cfg, status)
 		},
 	}
-	opts.applyCopyFlags(cmd.Flags(), "registry prefix to import below")
+	opts.applyCopyFlags(cmd, "registry prefix to import below")
 	return cmd
 }
 
@@ -329,7 +326,7 @@ func importConfig(ctx context.Context, src, prefix string) (*mirror.Config, erro
 }
 
 func newPreloadCommand(streams cli.Streams) *cobra.Command {
-	var opts mirrorOptions
+	opts := mirrorOptions{Output: option.NewOutput("mirror preload")}
 	kube := genericclioptions.NewConfigFlags(true)
 	var file string
 	var fromCluster, allNamespaces bool
@@ -340,7 +337,8 @@ func newPreloadCommand(streams cli.Streams) *cobra.Command {
 arguments, listed in a file (-f, one per line), or with --from-cluster every
 containerDisk image the VirtualMachines and VirtualMachineInstances of the
 cluster use (cli-runtime flags; -n or --all-namespaces). Each goes to
-PREFIX/PATH:TAG, PATH being its repository path.`,
+PREFIX/PATH:TAG, PATH being its repository path. As mirror, preload writes
+unless --dry-run.`,
 		Example: `  kubectl containerdisk mirror preload --from-cluster --all-namespaces --to registry.local:5000/preload`,
 		Args:    cobra.ArbitraryArgs,
 		PreRunE: func(cmd *cobra.Command, args []string) error {
@@ -397,7 +395,7 @@ PREFIX/PATH:TAG, PATH being its repository path.`,
 	fs.StringVarP(&file, "file", "f", "", "file listing images, one per line")
 	fs.BoolVar(&fromCluster, "from-cluster", false, "every containerDisk image the cluster's VMs and VMIs use")
 	fs.BoolVarP(&allNamespaces, "all-namespaces", "A", false, "with --from-cluster: every namespace")
-	opts.applyCopyFlags(fs, "local registry prefix to copy into")
+	opts.applyCopyFlags(cmd, "local registry prefix to copy into")
 	return cmd
 }
 
@@ -433,22 +431,21 @@ func preloadConfig(images []string, prefix string) (*mirror.Config, error) {
 }
 
 // applyCopyFlags adds the flags import and preload share with mirror.
-func (o *mirrorOptions) applyCopyFlags(fs *pflag.FlagSet, to string) {
+func (o *mirrorOptions) applyCopyFlags(cmd *cobra.Command, to string) {
+	fs := cmd.Flags()
 	fs.StringVar(&o.to, "to", "", to)
-	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan and write nothing")
+	option.AddDryRun(fs, &o.dryRun, option.Syncs, "the plan (what would be copied, how many bytes, what is up to date)")
 	fs.IntVar(&o.workers, "workers", 4, "images copied at once")
 	fs.IntVar(&o.maxConcurrency, "max-concurrency", 8, "requests at once per registry host")
 	fs.IntVar(&o.retries, "retries", 5, "retries of a request that failed with 429, 5xx or a reset")
 	o.Remote.ApplyFlags(fs)
 	o.Output.ApplyFlags(fs)
+	cmd.RegisterFlagCompletionFunc("output", option.CompleteOutput) //nolint:errcheck // the flag exists
 }
 
 func (o *mirrorOptions) parseCopyFlags(cmd *cobra.Command, to string) error {
 	if o.to == "" {
 		return cli.Usagef("no destination: expected --to %s", to)
 	}
-	if err := o.Remote.Parse(cmd); err != nil {
-		return err
-	}
-	return o.Output.Parse(cmd)
+	return o.Remote.Parse(cmd)
 }

@@ -44,7 +44,7 @@ type mirrorOptions struct {
 
 // NewCommand returns the mirror command and its subcommands.
 func NewCommand(streams cli.Streams) *cobra.Command {
-	var opts mirrorOptions
+	opts := mirrorOptions{Output: option.NewOutput("mirror")}
 	cmd := &cobra.Command{
 		Use:   "mirror -f CONFIG [flags]",
 		Short: "Keep selected containerdisks in sync between registries",
@@ -78,7 +78,13 @@ configuration holding credentials, which belong in the Secret that
 --registry-secret names.
 
 A failing image is listed with its reason and the others are still copied;
-the exit status is then 1. --dry-run prints the plan.`,
+the exit status is then 1.
+
+Unlike push and promote, mirror is no dry run by default. It copies images
+that are published elsewhere, digests unchanged, as skopeo sync does, and
+mostly runs unattended (every --interval, on a --schedule, or in the
+CronJob of --print-cronjob), where a default dry run would copy nothing and
+say so only in a log. --dry-run prints the plan and writes nothing.`,
 		Example: `  # Sync once, then every hour
   kubectl containerdisk mirror -f sync.yaml
   kubectl containerdisk mirror -f sync.yaml --interval 1h
@@ -95,9 +101,6 @@ the exit status is then 1. --dry-run prints the plan.`,
 		Args: cli.ExactArgs(0),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.Remote.Parse(cmd); err != nil {
-				return err
-			}
-			if err := opts.Output.Parse(cmd); err != nil {
 				return err
 			}
 			if opts.file == "" {
@@ -124,7 +127,7 @@ the exit status is then 1. --dry-run prints the plan.`,
 	fs.StringVarP(&opts.file, "file", "f", "", "configuration file: this tool's YAML or a skopeo sync YAML")
 	fs.StringVar(&opts.to, "to", "", "target for the units without one (a skopeo sync file's destination): registry prefix, oci:DIR or oci-archive:FILE")
 	fs.BoolVar(&opts.scoped, "scoped", false, "name images at the target by their full source path (host and repository), as skopeo sync --scoped")
-	fs.BoolVar(&opts.dryRun, "dry-run", false, "print the plan (what would be copied, how many bytes, what is up to date) and write nothing")
+	option.AddDryRun(fs, &opts.dryRun, option.Syncs, "the plan (what would be copied, how many bytes, what is up to date)")
 	fs.IntVar(&opts.workers, "workers", 4, "images copied at once")
 	fs.IntVar(&opts.maxConcurrency, "max-concurrency", 8, "requests at once per registry host")
 	fs.IntVar(&opts.retries, "retries", 5, "retries of a request that failed with 429, 5xx or a reset")
@@ -137,6 +140,7 @@ the exit status is then 1. --dry-run prints the plan.`,
 	opts.cronJob.apply(fs)
 	opts.Remote.ApplyFlags(fs)
 	opts.Output.ApplyFlags(fs)
+	cmd.RegisterFlagCompletionFunc("output", option.CompleteOutput) //nolint:errcheck // the flag exists
 	cmd.AddCommand(newLsCommand(streams), newInspectCommand(streams), newImportCommand(streams), newPreloadCommand(streams))
 	return cmd
 }

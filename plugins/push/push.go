@@ -51,7 +51,7 @@ func NewCommand(streams cli.Streams) *cobra.Command {
 // newCommand is NewCommand with the clock that names the timestamped
 // tags, so that a test can run twice within one minute.
 func newCommand(streams cli.Streams, clock func() time.Time) *cobra.Command {
-	var opts pushOptions
+	opts := pushOptions{Output: option.NewOutput("push")}
 	cmd := &cobra.Command{
 		Use:   "push [flags] [SOURCE [DESTINATION]]",
 		Short: "Publish built containerdisks to a registry",
@@ -100,9 +100,6 @@ Exit status: 0 all pushed, 1 some failed, 2 usage or input error, 130 interrupte
 			if err := opts.Remote.Parse(cmd); err != nil {
 				return err
 			}
-			if err := opts.Output.Parse(cmd); err != nil {
-				return err
-			}
 			if len(args) == 2 && opts.to != "" {
 				return cli.Usagef("DESTINATION given twice, as an argument and as --to: expected one of them")
 			}
@@ -146,7 +143,7 @@ Exit status: 0 all pushed, 1 some failed, 2 usage or input error, 130 interrupte
 	fs := cmd.Flags()
 	fs.StringVar(&opts.to, "to", "", "destination repository, with an optional tag (the moving tag, written last)")
 	fs.StringArrayVarP(&opts.tags, "tag", "t", nil, "further tag, written before the destination's own tag; repeatable")
-	fs.BoolVar(&opts.dryRun, "dry-run", true, "print what would be sent and tagged, and write nothing; --dry-run=false publishes")
+	option.AddDryRun(fs, &opts.dryRun, option.Publishes, "what would be sent and tagged")
 	fs.StringArrayVar(&opts.mountFrom, "mount-from", nil, "repository of the destination registry to mount existing blobs from; repeatable")
 	fs.IntVar(&opts.concurrency, "concurrency", 3, "blobs copied at once per image")
 	fs.BoolVar(&opts.force, "force", false, "with --focus: build and push even what is up to date")

@@ -157,7 +157,7 @@ current-context: c
 		{[]string{"--kubeconfig", garbage}, 2, "reading the kubeconfig"},
 		{[]string{"--kubeconfig", filepath.Join(dir, "missing.yaml")}, 2, "expected a cluster to verify on (--kubeconfig, --context), or --local"},
 		{[]string{"--local", "--arch", "sparc"}, 2, "unknown architecture"},
-		{[]string{"--local", "-o", "xml"}, 2, "unknown output format"},
+		{[]string{"--local", "-o", "xml"}, 2, `invalid argument "xml" for "-o, --output" flag: expected one of text, json, yaml`},
 	} {
 		code, _, errOut := runVerify(t.Context(), t, append(tc.args, img)...)
 		if code != tc.code || !strings.Contains(errOut, tc.want) {

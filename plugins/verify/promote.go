@@ -25,7 +25,7 @@ type promoteOptions struct {
 // NewPromoteCommand returns the promote command: it copies the images that
 // passed verification from where they were verified to their destination.
 func NewPromoteCommand(streams cli.Streams) *cobra.Command {
-	var opts promoteOptions
+	opts := promoteOptions{Output: option.NewOutput("promote")}
 	cmd := &cobra.Command{
 		Use:   "promote --to PREFIX [flags] < VERIFIED",
 		Short: "Copy the containerdisks that passed verification to their destination",
@@ -57,7 +57,7 @@ Exit status: 0 all promoted, 1 some not promoted, 2 usage or input error.`,
 			if streams.InIsTerminal() {
 				return cli.Usagef("stdin is a terminal: expected the JSON lines of 'kubectl containerdisk verify -o json' on stdin")
 			}
-			return opts.Output.Parse(cmd)
+			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			err := runPromote(cmd.Context(), streams, &opts)
@@ -69,9 +69,10 @@ Exit status: 0 all promoted, 1 some not promoted, 2 usage or input error.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&opts.to, "to", "", "registry prefix (or oci:DIR) to copy the verified images below, each to PREFIX/NAME")
-	fs.BoolVar(&opts.dryRun, "dry-run", true, "say what would be copied and tagged, and write nothing; --dry-run=false promotes")
+	option.AddDryRun(fs, &opts.dryRun, option.Publishes, "what would be copied and tagged")
 	opts.Remote.ApplyFlags(fs)
 	opts.Output.ApplyFlags(fs)
+	cmd.RegisterFlagCompletionFunc("output", option.CompleteOutput) //nolint:errcheck // the flag exists
 	return cmd
 }
 

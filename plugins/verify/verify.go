@@ -29,6 +29,7 @@ import (
 
 type verifyOptions struct {
 	option.Remote
+	option.Output
 	kube *genericclioptions.ConfigFlags
 
 	local         bool
@@ -44,14 +45,12 @@ type verifyOptions struct {
 	guestAgent    bool
 	ssh           bool
 	qemuMemory    string
-	output        string
-	quiet         bool
 	console       bool
 }
 
 // NewCommand returns the verify command, with promote below it.
 func NewCommand(streams cli.Streams) *cobra.Command {
-	opts := verifyOptions{kube: genericclioptions.NewConfigFlags(true)}
+	opts := verifyOptions{Output: option.NewOutput("verify"), kube: genericclioptions.NewConfigFlags(true)}
 	cmd := &cobra.Command{
 		Use:   "verify [flags] [IMAGE...]",
 		Short: "Boot containerdisks as KubeVirt VMs, on a cluster or under QEMU, and prove they work",
@@ -94,11 +93,6 @@ Exit status: 0 all passed, 1 some failed, 2 usage error, 130 interrupted.`,
 			if err := opts.Remote.Parse(cmd); err != nil {
 				return err
 			}
-			switch opts.output {
-			case "text", "json", "yaml":
-			default:
-				return cli.Usagef("unknown output format %q: expected text, json or yaml", opts.output)
-			}
 			if opts.workers < 1 {
 				return cli.Usagef("--workers %d: expected at least 1", opts.workers)
 			}
@@ -134,9 +128,9 @@ Exit status: 0 all passed, 1 some failed, 2 usage error, 130 interrupted.`,
 	fs.BoolVar(&opts.ssh, "ssh", true, "check an SSH login through port-forward; --ssh=false for images without sshd, or clusters that do not allow port-forward")
 	fs.StringVar(&opts.qemuMemory, "qemu-memory", "", "guest memory under --local, in QEMU's -m syntax (default 1024)")
 	fs.BoolVar(&opts.console, "console", false, "with --local, copy each guest's serial console to stderr")
-	fs.StringVarP(&opts.output, "output", "o", "text", "output format: text, json (JSON lines for promote) or yaml")
-	fs.BoolVarP(&opts.quiet, "quiet", "q", false, "print no status on stderr")
+	opts.Output.ApplyFlags(fs)
 	opts.Remote.ApplyFlags(fs)
+	cmd.RegisterFlagCompletionFunc("output", option.CompleteOutput) //nolint:errcheck // the flag exists
 	cmd.AddCommand(NewPromoteCommand(streams))
 	return cmd
 }
@@ -160,7 +154,7 @@ func runVerify(ctx context.Context, streams cli.Streams, opts *verifyOptions, ar
 	// Ctrl-C; stderr is for this command's status.
 	klog.SetOutput(io.Discard)
 	klog.LogToStderr(false)
-	status := option.NewStatus(streams.ErrOut, opts.quiet)
+	status := option.NewStatus(streams.ErrOut, opts.Quiet)
 	subjects, err := readSubjects(ctx, streams, opts, args)
 	if err != nil {
 		return err
@@ -243,7 +237,7 @@ func runVerify(ctx context.Context, streams cli.Streams, opts *verifyOptions, ar
 		rec.Verify = v
 		out = append(out, rec)
 	}
-	if err := printResults(streams.Out, opts.output, out); err != nil {
+	if err := printResults(streams.Out, opts.Format, out); err != nil {
 		return err
 	}
 	if len(failed) > 0 {
