@@ -621,3 +621,25 @@ func (c *contextReader) Read(p []byte) (int, error) {
 	}
 	return c.r.Read(p)
 }
+
+// DockerInLayout says who cannot read an image of mediaType from an OCI
+// layout or archive: "" for OCI media types, else what the image is and
+// which readers miss it. containers/image before 5.35 (skopeo 1.18 and
+// earlier, podman 5.4 and earlier; Debian 12 ships skopeo 1.9 and podman
+// 4.3) looks an image up by name in index.json among OCI manifests and
+// indexes only, and so finds no Docker manifest or manifest list there
+// ("no descriptor found for reference"); oras, crane, regctl and
+// containerd read them. The digest stays what it is: converting the image
+// to OCI media types would change it.
+func DockerInLayout(mediaType string) string {
+	var what string
+	switch mediaType {
+	case containerdisk.MediaTypeDockerManifestList:
+		what = "a Docker manifest list"
+	case containerdisk.MediaTypeDockerManifest:
+		what = "a Docker schema2 manifest"
+	default:
+		return ""
+	}
+	return what + ": skopeo 1.18 and earlier and podman 5.4 and earlier cannot read it by name from an OCI layout or archive"
+}
