@@ -31,16 +31,18 @@ demo: deps build
 	@./hack/demo.sh
 
 ## test: every test, the testscripts included, then the release test. The
-## small bootable disk of verify --local, the test kube-apiserver and krew are
-## built once and cached by version (hack/bootdisk.sh, hack/kube-apiserver.sh,
-## hack/krew.sh; the first builds take minutes).
+## small bootable disk of verify --local, the test kube-apiserver, krew and
+## the peer tools that read the OCI layouts (crane, oras, regctl) are built
+## once and cached by version (hack/bootdisk.sh, hack/kube-apiserver.sh,
+## hack/krew.sh, hack/peers.sh; the first builds take minutes).
 test: deps vet verify test-go release-test
 
 test-go:
 	CONTAINERDISK_BOOTDISK=$$(./hack/bootdisk.sh amd64) && \
 	CONTAINERDISK_BOOTDISK_ARM64=$$(./hack/bootdisk.sh arm64) && \
 	KUBEBUILDER_ASSETS=$$(./hack/kube-apiserver.sh) && \
-	export CONTAINERDISK_BOOTDISK CONTAINERDISK_BOOTDISK_ARM64 KUBEBUILDER_ASSETS && \
+	CONTAINERDISK_PEERS=$$(./hack/peers.sh) && \
+	export CONTAINERDISK_BOOTDISK CONTAINERDISK_BOOTDISK_ARM64 KUBEBUILDER_ASSETS CONTAINERDISK_PEERS && \
 	$(GO) test ./...
 
 ## release-test: the release archives are byte-identical when built twice,

@@ -67,6 +67,7 @@ func TestScripts(t *testing.T) {
 			"containerd":      containerd,
 			"faultproxy":      faultProxy,
 			"stallserver":     teststall.ScriptCmd(),
+			"peers":           peers,
 		},
 		Setup: func(env *testscript.Env) error {
 			env.Setenv("OTEL_TRACES_EXPORTER", "none")
@@ -95,6 +96,36 @@ func bootDisk(t *testing.T) string {
 		t.Fatalf("hack/bootdisk.sh amd64 (the boot disk of the verify --local scripts): %v\n%s", err, stderr.Bytes())
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// peerPath is the PATH list of the peer tools' directories, built once
+// per test binary.
+var peerPath = sync.OnceValues(func() (string, error) {
+	if p := os.Getenv("CONTAINERDISK_PEERS"); p != "" {
+		return p, nil
+	}
+	var stderr bytes.Buffer
+	cmd := exec.Command("../hack/peers.sh")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("hack/peers.sh: %v\n%s", err, stderr.Bytes())
+	}
+	return strings.TrimSpace(string(out)), nil
+})
+
+// peers puts crane, oras and regctl, at the versions hack/peers.sh pins
+// (built on first use and cached), first on the script's PATH, or the
+// directories $CONTAINERDISK_PEERS lists:
+//
+//	peers
+func peers(ts *testscript.TestScript, neg bool, args []string) {
+	if neg || len(args) != 0 {
+		ts.Fatalf("usage: peers")
+	}
+	path, err := peerPath()
+	ts.Check(err)
+	ts.Setenv("PATH", path+string(os.PathListSeparator)+ts.Getenv("PATH"))
 }
 
 // debianRegistry starts Debian's docker-registry (distribution 2.8, a

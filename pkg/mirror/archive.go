@@ -306,7 +306,7 @@ func (c *cancelableReader) Read(p []byte) (int, error) {
 // other. Blobs are read in place, from their offset in the tar file: opening
 // an archive reads its headers only, and nothing is extracted.
 type Archive struct {
-	*oci.ReadOnlyStore
+	*target.LayoutReader
 	f *os.File
 }
 
@@ -335,7 +335,7 @@ func OpenArchive(ctx context.Context, archivePath string) (*Archive, error) {
 		f.Close()
 		return nil, err
 	}
-	return &Archive{ReadOnlyStore: store, f: f}, nil
+	return &Archive{LayoutReader: store, f: f}, nil
 }
 
 // Close closes the archive file.

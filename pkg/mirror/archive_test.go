@@ -321,8 +321,9 @@ func TestArchiveIndexSorted(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ar.Close()
-	// index.json: the named roots first, by name, then the untagged
-	// manifests oras-go's store lists, by digest.
+	// index.json: the named roots first, by name, then any untagged
+	// ones (a layout written by an earlier version lists the platform
+	// manifests of its indexes so), by digest.
 	f, err := os.Open(archive)
 	if err != nil {
 		t.Fatal(err)

@@ -94,6 +94,9 @@ type Report struct {
 	// SourceDigest is the source image; TargetDigest the image written,
 	// which differs when PlatformRewrite left platforms out.
 	SourceDigest, TargetDigest digest.Digest
+	// TargetMediaType is the media type of the image written: an OCI or
+	// Docker manifest or index.
+	TargetMediaType string
 	// Mode is the platform mode that applied: empty when the image was
 	// copied whole (no platforms chosen, a single-platform image, or every
 	// platform of the index chosen).
@@ -201,7 +204,7 @@ func CopyImage(ctx context.Context, src oras.ReadOnlyTarget, srcRef string, dst 
 	readFirst := len(chosen) > 0 && isIndex(srcDesc.MediaType)
 	var pending []string
 	if !readFirst {
-		rep.TargetDigest = srcDesc.Digest
+		rep.TargetDigest, rep.TargetMediaType = srcDesc.Digest, srcDesc.MediaType
 		up, p, err := c.pendingTags(ctx, srcDesc, tags, nil)
 		if err != nil || up {
 			rep.UpToDate = up
@@ -213,7 +216,7 @@ func CopyImage(ctx context.Context, src oras.ReadOnlyTarget, srcRef string, dst 
 	if err != nil {
 		return rep, err
 	}
-	rep.TargetDigest, rep.Mode, rep.Platforms = sel.root.Digest, sel.mode, sel.platforms
+	rep.TargetDigest, rep.TargetMediaType, rep.Mode, rep.Platforms = sel.root.Digest, sel.root.MediaType, sel.mode, sel.platforms
 	if readFirst {
 		var children []ocispec.Descriptor
 		if sel.mode == PlatformSparse {

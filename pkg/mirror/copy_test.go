@@ -183,7 +183,7 @@ func TestCopyAllPlatforms(t *testing.T) {
 	}
 	want := mirror.Report{
 		Source: srcReg.Host + "/containerdisks/fedora:41", Target: dstReg.Host + "/mirror/fedora:41",
-		SourceDigest: f.root.Digest, TargetDigest: f.root.Digest,
+		SourceDigest: f.root.Digest, TargetDigest: f.root.Digest, TargetMediaType: f.root.MediaType,
 		Platforms: []string{"linux/amd64", "linux/arm64", "linux/s390x"},
 		// 3 layers, 3 configs, 3 manifests, the index.
 		Copied: 10, CopiedBytes: rep.CopiedBytes, Tags: []string{"41", "latest"},

@@ -21,6 +21,7 @@ import (
 	"oras.land/oras-go/v2/content/oci"
 	"oras.land/oras-go/v2/errdef"
 
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
@@ -82,9 +83,16 @@ func (e *LayoutError) Unwrap() error { return e.Err }
 // drops the tag another wrote since it opened the layout. Tags are resolved
 // from index.json as it is on disk.
 //
-// As oras-go's store does, index.json lists every manifest pushed (those
-// pushed by a tag or digest, and the platform manifests of an index), a
-// tagged one once per tag.
+// index.json lists the layout's roots only, as skopeo and umoci write it:
+// each tagged manifest once per tag, and a manifest pushed without a tag
+// (by digest) untagged, unless it is one of the manifests of an index
+// pushed or tagged since. The platform manifests of an index are reached
+// from it as blobs, so that crane, which refuses a layout of more than one
+// entry, and skopeo, which needs a name when there are several, read a
+// layout of one image as they read their own. (oras-go's store lists
+// every manifest pushed; layouts written so, by earlier versions too, are
+// read as before, and lose their untagged platform manifests when their
+// index is tagged again.)
 type Layout struct {
 	dir     string
 	store   *oci.Store
@@ -239,7 +247,40 @@ func (l *Layout) Push(ctx context.Context, desc ocispec.Descriptor, r io.Reader)
 	if err := l.store.Push(ctx, desc, bytes.NewReader(data)); err != nil {
 		return err
 	}
-	return l.updateIndex(func(idx *ocispec.Index) { addUntagged(idx, desc) })
+	children := indexChildren(desc.MediaType, data)
+	return l.updateIndex(func(idx *ocispec.Index) {
+		dropUntagged(idx, children)
+		addUntagged(idx, desc)
+	})
+}
+
+// indexChildren returns the digests of the manifests an index (OCI or
+// Docker) lists; none for other media types or what does not parse.
+func indexChildren(mediaType string, data []byte) map[digest.Digest]bool {
+	if mediaType != ocispec.MediaTypeImageIndex && mediaType != containerdisk.MediaTypeDockerManifestList {
+		return nil
+	}
+	var idx ocispec.Index
+	if json.Unmarshal(data, &idx) != nil {
+		return nil
+	}
+	children := make(map[digest.Digest]bool, len(idx.Manifests))
+	for _, m := range idx.Manifests {
+		children[m.Digest] = true
+	}
+	return children
+}
+
+// dropUntagged removes the untagged entries of idx whose digests are in
+// children: they are reached from their index.
+func dropUntagged(idx *ocispec.Index, children map[digest.Digest]bool) {
+	if len(children) == 0 {
+		return
+	}
+	idx.Manifests = slices.DeleteFunc(idx.Manifests, func(m ocispec.Descriptor) bool {
+		_, tagged := m.Annotations[ocispec.AnnotationRefName]
+		return !tagged && children[m.Digest]
+	})
 }
 
 // pushBlob writes a blob through a temporary file in ingest/.
@@ -301,7 +342,18 @@ func (l *Layout) Tag(ctx context.Context, desc ocispec.Descriptor, ref string) e
 	if err := l.store.Tag(ctx, desc, ref); err != nil {
 		return err
 	}
+	// The platform manifests of an index tagged again in a layout written
+	// by an earlier version are listed untagged: they go now.
+	var children map[digest.Digest]bool
+	if desc.MediaType == ocispec.MediaTypeImageIndex || desc.MediaType == containerdisk.MediaTypeDockerManifestList {
+		data, err := content.FetchAll(ctx, l.store, desc)
+		if err != nil {
+			return err
+		}
+		children = indexChildren(desc.MediaType, data)
+	}
 	return l.updateIndex(func(idx *ocispec.Index) {
+		dropUntagged(idx, children)
 		if ref == desc.Digest.String() {
 			addUntagged(idx, desc)
 			return
@@ -338,7 +390,11 @@ func (l *Layout) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, e
 		return ocispec.Descriptor{}, errdef.ErrMissingReference
 	}
 	if _, err := digest.Parse(ref); err == nil {
-		return l.store.Resolve(ctx, ref)
+		desc, err := l.store.Resolve(ctx, ref)
+		if err != nil {
+			return desc, err
+		}
+		return typeBlob(ctx, l.store, desc)
 	}
 	idx, err := readIndex(os.DirFS(l.dir), l.dir, false)
 	if err != nil {
@@ -472,10 +528,70 @@ func checkLayoutFile(fsys fs.FS, path string, archive bool) error {
 	return nil
 }
 
+// typeBlob gives the media type of a manifest that desc, resolved by its
+// digest, describes as a blob: oras-go's stores know the media types of
+// the manifests index.json lists, not of the platform manifests an index
+// there points at, which they resolve as "application/octet-stream". The
+// media type is read from the manifest, as a registry answers it for a
+// manifest asked by digest; other blobs are returned as they are.
+func typeBlob(ctx context.Context, fetcher content.Fetcher, desc ocispec.Descriptor) (ocispec.Descriptor, error) {
+	if desc.MediaType != blobMediaType || desc.Size > maxManifestSize {
+		return desc, nil
+	}
+	data, err := content.FetchAll(ctx, fetcher, desc)
+	if err != nil {
+		return ocispec.Descriptor{}, err
+	}
+	var m struct {
+		MediaType string          `json:"mediaType"`
+		Config    json.RawMessage `json:"config"`
+		Layers    json.RawMessage `json:"layers"`
+		Manifests json.RawMessage `json:"manifests"`
+	}
+	if json.Unmarshal(data, &m) != nil {
+		return desc, nil
+	}
+	switch {
+	case upload.IsManifest(m.MediaType):
+		desc.MediaType = m.MediaType
+	case m.MediaType != "":
+	case m.Manifests != nil:
+		desc.MediaType = ocispec.MediaTypeImageIndex
+	case m.Config != nil && m.Layers != nil:
+		desc.MediaType = ocispec.MediaTypeImageManifest
+	}
+	return desc, nil
+}
+
+// blobMediaType is the media type oras-go's stores resolve a blob with.
+const blobMediaType = "application/octet-stream"
+
+// maxManifestSize is the largest manifest typeBlob reads, the limit
+// oras-go's registry client puts on manifests.
+const maxManifestSize = 4 << 20
+
+// LayoutReader is an OCI image layout opened for reading: oras-go's
+// read-only store, which resolves the digest of a manifest that index.json
+// does not list (the platform manifests of an index) with its media type.
+type LayoutReader struct {
+	*oci.ReadOnlyStore
+}
+
+var _ oras.ReadOnlyGraphTarget = (*LayoutReader)(nil)
+
+// Resolve resolves a tag of index.json, or a digest.
+func (r *LayoutReader) Resolve(ctx context.Context, ref string) (ocispec.Descriptor, error) {
+	desc, err := r.ReadOnlyStore.Resolve(ctx, ref)
+	if err != nil || ref != desc.Digest.String() {
+		return desc, err
+	}
+	return typeBlob(ctx, r.ReadOnlyStore, desc)
+}
+
 // OpenLayoutFS opens the OCI image layout in fsys for reading: a layout
 // directory or, when archive is set, the files of an archive; path names
 // it in errors. A malformed oci-layout or index.json is a *LayoutError.
-func OpenLayoutFS(ctx context.Context, fsys fs.FS, path string, archive bool) (*oci.ReadOnlyStore, error) {
+func OpenLayoutFS(ctx context.Context, fsys fs.FS, path string, archive bool) (*LayoutReader, error) {
 	if err := checkLayoutFile(fsys, path, archive); err != nil {
 		return nil, err
 	}
@@ -489,7 +605,7 @@ func OpenLayoutFS(ctx context.Context, fsys fs.FS, path string, archive bool) (*
 		}
 		return nil, &LayoutError{Path: path, Archive: archive, Err: err}
 	}
-	return s, nil
+	return &LayoutReader{ReadOnlyStore: s}, nil
 }
 
 // contextReader stops reading once ctx is done, so that a cancelled write
@@ -504,4 +620,26 @@ func (c *contextReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// DockerInLayout says who cannot read an image of mediaType from an OCI
+// layout or archive: "" for OCI media types, else what the image is and
+// which readers miss it. containers/image before 5.35 (skopeo 1.18 and
+// earlier, podman 5.4 and earlier; Debian 12 ships skopeo 1.9 and podman
+// 4.3) looks an image up by name in index.json among OCI manifests and
+// indexes only, and so finds no Docker manifest or manifest list there
+// ("no descriptor found for reference"); oras, crane, regctl and
+// containerd read them. The digest stays what it is: converting the image
+// to OCI media types would change it.
+func DockerInLayout(mediaType string) string {
+	var what string
+	switch mediaType {
+	case containerdisk.MediaTypeDockerManifestList:
+		what = "a Docker manifest list"
+	case containerdisk.MediaTypeDockerManifest:
+		what = "a Docker schema2 manifest"
+	default:
+		return ""
+	}
+	return what + ": skopeo 1.18 and earlier and podman 5.4 and earlier cannot read it by name from an OCI layout or archive"
 }

@@ -9,13 +9,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/content/memory"
+	"oras.land/oras-go/v2/content/oci"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 )
@@ -348,4 +352,149 @@ func TestLayoutMalformed(t *testing.T) {
 			check("OpenSource", err)
 		})
 	}
+}
+
+// memoryIndex returns an in-memory store holding an index of mediaType
+// (OCI or Docker) over two images, tagged "41", and the digests of the
+// index and its images.
+func memoryIndex(t *testing.T, mediaType string) (*memory.Store, ocispec.Descriptor, []ocispec.Descriptor) {
+	t.Helper()
+	ctx := t.Context()
+	src := memory.New()
+	var images []ocispec.Descriptor
+	for _, arch := range []string{"amd64", "arm64"} {
+		m, err := pushImage(ctx, src, []byte(arch), arch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.Platform = &ocispec.Platform{OS: "linux", Architecture: arch}
+		images = append(images, m)
+	}
+	data, err := json.Marshal(ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: mediaType, Manifests: images})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := content.NewDescriptorFromBytes(mediaType, data)
+	if err := src.Push(ctx, root, bytes.NewReader(data)); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Tag(ctx, root, "41"); err != nil {
+		t.Fatal(err)
+	}
+	return src, root, images
+}
+
+// indexEntries lists index.json's entries as "NAME@DIGEST", NAME empty
+// for an untagged one.
+func indexEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	var entries []string
+	for _, m := range readIndexFile(t, dir).Manifests {
+		entries = append(entries, m.Annotations[ocispec.AnnotationRefName]+"@"+string(m.Digest))
+	}
+	return entries
+}
+
+// TestLayoutListsRoots copies an index of two images into a layout, as
+// build, push and mirror do: index.json lists the index once, by its tag,
+// and not its two images (crane refuses a layout of three entries; skopeo
+// asks for a name), which stay reachable by digest with their media type.
+// An image copied by digest alone stays listed, untagged.
+func TestLayoutListsRoots(t *testing.T) {
+	for _, mediaType := range []string{ocispec.MediaTypeImageIndex, "application/vnd.docker.distribution.manifest.list.v2+json"} {
+		t.Run(mediaType, func(t *testing.T) {
+			ctx := t.Context()
+			src, root, images := memoryIndex(t, mediaType)
+			dir := t.TempDir()
+			l, err := target.OpenLayout(ctx, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer closeLayout(t, l)
+			if _, err := oras.Copy(ctx, src, "41", l, "41", oras.DefaultCopyOptions); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := indexEntries(t, dir), []string{"41@" + string(root.Digest)}; !slices.Equal(got, want) {
+				t.Errorf("index.json lists %q, want %q", got, want)
+			}
+
+			// An image pushed by its digest is a root of its own.
+			solo, err := pushImage(ctx, src, []byte("solo"), "solo")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := oras.Copy(ctx, src, "solo", l, solo.Digest.String(), oras.DefaultCopyOptions); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := indexEntries(t, dir), []string{"41@" + string(root.Digest), "@" + string(solo.Digest)}; !slices.Equal(got, want) {
+				t.Errorf("after a copy by digest, index.json lists %q, want %q", got, want)
+			}
+
+			// The images of the index resolve by digest as manifests, in
+			// the writer and in a reader that opens the layout afresh.
+			r, err := target.OpenSource(ctx, target.Reference{Kind: target.KindLayout, Path: dir}, target.RemoteOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, s := range map[string]oras.ReadOnlyTarget{"writer": l, "reader": r} {
+				for _, m := range images {
+					got, err := s.Resolve(ctx, m.Digest.String())
+					if err != nil || got.MediaType != ocispec.MediaTypeImageManifest || got.Size != m.Size {
+						t.Errorf("%s: Resolve(%s) = %+v, %v; want an image manifest of %d bytes", name, m.Digest, got, err, m.Size)
+					}
+				}
+				if got, err := s.Resolve(ctx, root.Digest.String()); err != nil || got.MediaType != mediaType {
+					t.Errorf("%s: Resolve(%s) = %+v, %v; want %s", name, root.Digest, got, err, mediaType)
+				}
+			}
+		})
+	}
+}
+
+// TestLayoutOldIndex opens a layout as earlier versions wrote it, with
+// the images of its index listed untagged beside it: it reads as before,
+// and tagging the index again drops them.
+func TestLayoutOldIndex(t *testing.T) {
+	ctx := t.Context()
+	src, root, images := memoryIndex(t, ocispec.MediaTypeImageIndex)
+	dir := t.TempDir()
+	if _, err := oras.Copy(ctx, src, "41", orasLayout(t, dir), "41", oras.DefaultCopyOptions); err != nil {
+		t.Fatal(err)
+	}
+	if got := indexEntries(t, dir); len(got) != 3 {
+		t.Fatalf("oras-go's store listed %q, want the index and its two images", got)
+	}
+	r, err := target.OpenSource(ctx, target.Reference{Kind: target.KindLayout, Path: dir}, target.RemoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := r.Resolve(ctx, "41"); err != nil || got.Digest != root.Digest {
+		t.Errorf("Resolve(41) = %v, %v; want %s", got.Digest, err, root.Digest)
+	}
+	if got, err := r.Resolve(ctx, images[1].Digest.String()); err != nil || got.MediaType != ocispec.MediaTypeImageManifest {
+		t.Errorf("Resolve(%s) = %+v, %v; want an image manifest", images[1].Digest, got, err)
+	}
+
+	l, err := target.OpenLayout(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeLayout(t, l)
+	if _, err := oras.Copy(ctx, src, "41", l, "41", oras.DefaultCopyOptions); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := indexEntries(t, dir), []string{"41@" + string(root.Digest)}; !slices.Equal(got, want) {
+		t.Errorf("after tagging again, index.json lists %q, want %q", got, want)
+	}
+}
+
+// orasLayout is oras-go's own OCI store in dir, as earlier versions wrote
+// layouts with.
+func orasLayout(t *testing.T, dir string) oras.Target {
+	t.Helper()
+	s, err := oci.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

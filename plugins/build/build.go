@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
@@ -198,7 +199,19 @@ func runBuild(cmd *cobra.Command, streams cli.Streams, opts *buildOptions) error
 		return fmt.Errorf("tagging %s as %q: %w", res.Root.Digest, ref.Reference, err)
 	}
 	status.Printf("Built %s", ref)
+	warnDockerInLayout(status, ref, res.Root)
 	return printResult(streams.Out, opts, ref, res)
+}
+
+// warnDockerInLayout warns when a Docker image was built into an OCI
+// layout, which older skopeo and podman cannot read by name.
+func warnDockerInLayout(status *option.Status, ref target.Reference, root ocispec.Descriptor) {
+	if ref.Kind != target.KindLayout {
+		return
+	}
+	if note := target.DockerInLayout(root.MediaType); note != "" {
+		status.Warnf("%s holds %s; build with --format oci, or push it to a registry", ref, note)
+	}
 }
 
 func printResult(w io.Writer, opts *buildOptions, ref target.Reference, res containerdisk.Result) error {

@@ -122,6 +122,7 @@ func buildGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix
 		return fail(fmt.Errorf("tagging %s as %q: %w", res.Root.Digest, ref.Reference, err))
 	}
 	status.Printf("Built %s", ref)
+	warnDockerInLayout(status, ref, res.Root)
 	full := resultRecord(target.AbsLayoutPath(ref), res, g.Version, rec.Tags)
 	full.Name, full.Latest = g.Name, g.Latest()
 	full.Metadata = &g.Releases[0].Metadata

@@ -344,6 +344,9 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 		return fail(err)
 	}
 	rec.Digest = rep.TargetDigest.String()
+	if note := target.DockerInLayout(rep.TargetMediaType); note != "" && it.dst.isLayout() {
+		status.Warnf("%s holds %s; mirror it to a registry, or read it with oras, crane or regctl", it.dst, note)
+	}
 	st := "copied"
 	switch {
 	case rep.UpToDate:
