@@ -28,9 +28,9 @@ type Archive struct {
 
 var _ oras.ReadOnlyGraphTarget = (*Archive)(nil)
 
-// OpenArchive opens an archive WriteArchive wrote, or any uncompressed tar
-// of an OCI image layout (skopeo's oci-archive, docker save of Docker 25 and
-// later), for reading. Close releases it.
+// OpenArchive opens an archive mirror wrote (pkg/mirror's WriteArchive), or
+// any uncompressed tar of an OCI image layout (skopeo's oci-archive, docker
+// save of Docker 25 and later), for reading. Close releases it.
 //
 // oras-go's oci.NewFromTar (v2.7.0) does the same, but re-reads each
 // entry's header from the one block before its data, missing what only a

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -166,7 +167,8 @@ func (t *targets) destination(ctx context.Context, e endpoint, dryRun bool) (ora
 		dir = e.at.Path + ".layout"
 	}
 	if dryRun {
-		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		// A directory that is no layout yet, the real run makes one.
+		if _, err := os.Stat(filepath.Join(dir, ocispec.ImageLayoutFile)); errors.Is(err, fs.ErrNotExist) {
 			return readOnly{memory.New()}, nil
 		}
 		s, err := t.readLocal(ctx, target.Reference{Kind: target.KindLayout, Path: dir})
