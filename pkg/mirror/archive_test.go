@@ -250,7 +250,7 @@ func TestArchiveRoundTrip(t *testing.T) {
 
 	// Read in place, the archive is a target to copy from: the digests
 	// stay those of the source.
-	ar, err := mirror.OpenArchive(ctx, archive)
+	ar, err := target.OpenArchive(ctx, archive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -316,7 +316,7 @@ func TestArchiveIndexSorted(t *testing.T) {
 	if err := mirror.WriteArchive(t.Context(), a.layout, archive); err != nil {
 		t.Fatal(err)
 	}
-	ar, err := mirror.OpenArchive(t.Context(), archive)
+	ar, err := target.OpenArchive(t.Context(), archive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +412,7 @@ func TestLayoutIncremental(t *testing.T) {
 	if err := mirror.WriteArchive(ctx, layout, archive); err != nil {
 		t.Fatal(err)
 	}
-	ar, err := mirror.OpenArchive(ctx, archive)
+	ar, err := target.OpenArchive(ctx, archive)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -587,7 +587,7 @@ func TestOpenArchiveForeignTars(t *testing.T) {
 		}
 		path := filepath.Join(t.TempDir(), "pax.tar")
 		writeTar(t, path, entries...)
-		ar, err := mirror.OpenArchive(ctx, path)
+		ar, err := target.OpenArchive(ctx, path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -645,7 +645,7 @@ func TestOpenArchiveForeignTars(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "bad.tar")
 			tt.write(t, path)
-			ar, err := mirror.OpenArchive(ctx, path)
+			ar, err := target.OpenArchive(ctx, path)
 			if err == nil {
 				ar.Close()
 			}
@@ -714,7 +714,7 @@ func TestOpenArchiveHugeBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ar, err := mirror.OpenArchive(ctx, path)
+	ar, err := target.OpenArchive(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}

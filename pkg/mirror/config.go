@@ -84,6 +84,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"go.yaml.in/yaml/v3"
 	"oras.land/oras-go/v2/registry/remote/auth"
 
@@ -293,14 +294,16 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 
 // ParseConfigTarget is ParseConfig followed by SetTarget(target, scoped),
 // for a target given on the command line: a unit may then leave its target
-// out, and every unit gets target.
-func ParseConfigTarget(name string, data []byte, target string, scoped bool) (*Config, error) {
+// out, and every unit gets target, whatever the file says. It returns the
+// units whose own target (or defaults' target) was replaced, so that the
+// caller can say so.
+func ParseConfigTarget(name string, data []byte, target string, scoped bool) (*Config, []TargetOverride, error) {
 	c, err := parseConfig(&parser{file: name, targetGiven: true}, data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	c.SetTarget(target, scoped)
-	return c, c.Validate()
+	overridden := c.SetTarget(target, scoped)
+	return c, overridden, c.Validate()
 }
 
 func parseConfig(p *parser, data []byte) (*Config, error) {
@@ -353,14 +356,31 @@ func parseConfig(p *parser, data []byte) (*Config, error) {
 
 var nativeKeys = []string{"version", "interval", "schedule", "defaults", "units", "sync"}
 
-// SetTarget sets every unit's target and naming, as the destination argument
-// and --scoped of skopeo sync do; it overrides what a native file says.
-// Validate checks the target.
-func (c *Config) SetTarget(target string, scoped bool) {
+// TargetOverride is a unit whose target SetTarget replaced.
+type TargetOverride struct {
+	// Unit is the unit's index; Line where it starts in the file.
+	Unit, Line int
+	// Key names the unit in messages: "units[0]".
+	Key string
+	// Was is the target the file gave it.
+	Was string
+}
+
+// SetTarget sets every unit's target and naming, as the destination
+// argument and --scoped of skopeo sync do: it overrides what a native file
+// says, for every unit. It returns the units whose target it replaced by
+// another. Validate checks the target.
+func (c *Config) SetTarget(target string, scoped bool) []TargetOverride {
+	var out []TargetOverride
 	for i := range c.Units {
-		c.Units[i].Target = target
-		c.Units[i].Scoped = scoped
+		u := &c.Units[i]
+		if u.Target != "" && u.Target != target {
+			out = append(out, TargetOverride{Unit: i, Line: u.Line, Key: fmt.Sprintf("units[%d]", i), Was: u.Target})
+		}
+		u.Target = target
+		u.Scoped = scoped
 	}
+	return out
 }
 
 // Validate checks a configuration built or changed in code, such as after
@@ -1046,77 +1066,73 @@ func (p *parser) tags(n *yaml.Node, key string) []string {
 
 const targetForms = "a registry host[:port][/prefix], oci:DIR or oci-archive:FILE.tar"
 
-var (
-	hostRE     = regexp.MustCompile(`^(localhost|\[[0-9a-fA-F:.]+\]|[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*)(:[0-9]{1,5})?$`)
-	pathElemRE = regexp.MustCompile(`^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*$`)
-	tagRE      = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-	digestRE   = regexp.MustCompile(`^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$`)
-)
+// The checks below read sources, targets, repositories and tags with
+// pkg/target, the one grammar every command reads references with.
 
 // checkRegistryPrefix checks a source or registry target:
 // host[:port][/prefix].
 func checkRegistryPrefix(s string) error {
-	bad := func(why string) error {
-		return fmt.Errorf("%q is not a registry host[:port][/prefix]: %s", s, why)
-	}
 	if s == "" {
 		return errors.New("missing: expected a registry host[:port][/prefix], such as quay.io/containerdisks")
 	}
-	if strings.Contains(s, "://") {
-		return bad("write it without a URL scheme")
+	bad := func(why string) error {
+		return fmt.Errorf("%q is not a registry host[:port][/prefix]: %s", s, why)
 	}
-	host, prefix, hasPrefix := strings.Cut(s, "/")
-	if !hostRE.MatchString(host) {
-		return bad(fmt.Sprintf("%q is not a host name with an optional port", host))
+	ref, err := target.ParsePrefix(s)
+	if err == nil {
+		if ref.Kind != target.KindRegistry {
+			return bad("it is an OCI layout or archive; expected a registry here")
+		}
+		return nil
 	}
-	if !strings.ContainsAny(host, ".:") && host != "localhost" {
-		return bad(fmt.Sprintf("%q is not a registry host (a host has a dot or a port, or is localhost)", host))
-	}
-	if hasPrefix {
-		if err := checkRepository(prefix); err != nil {
-			return bad("the path " + err.Error())
+	// The part at fault, said as precisely as can be.
+	if host, prefix, hasPrefix := strings.Cut(s, "/"); !strings.Contains(s, "://") {
+		if _, herr := target.ParsePrefix(host); herr != nil {
+			return bad(reason(herr))
+		}
+		if hasPrefix {
+			if perr := target.ValidateRepository(prefix); perr != nil {
+				return bad("the path " + perr.Error())
+			}
 		}
 	}
-	return nil
+	return bad(reason(err))
+}
+
+// reason is what a reference error says is wrong, without the input it
+// quotes and the examples it gives.
+func reason(err error) string {
+	var ie *target.InvalidReferenceError
+	if errors.As(err, &ie) {
+		return ie.Redacted().Reason
+	}
+	return err.Error()
 }
 
 // checkRepository checks a repository path: lowercase elements separated
 // by "/".
 func checkRepository(r string) error {
-	if r == "" {
-		return errors.New("missing: expected a repository path such as containerdisks/fedora")
-	}
-	for _, e := range strings.Split(r, "/") {
-		if !pathElemRE.MatchString(e) {
-			if e == "" {
-				return fmt.Errorf("%q has an empty element (a leading, trailing or double /)", r)
-			}
-			if e == r {
-				return fmt.Errorf("%q is not lowercase letters and digits separated by . _ or -", r)
-			}
-			return fmt.Errorf("%q: %q is not lowercase letters and digits separated by . _ or -", r, e)
-		}
-	}
-	return nil
+	return target.ValidateRepository(r)
 }
 
+// checkTarget checks a unit's target: a registry prefix, oci:DIR or
+// oci-archive:FILE.
 func checkTarget(s string) error {
-	for _, scheme := range []string{"oci:", "oci-archive:"} {
-		if rest, ok := strings.CutPrefix(s, scheme); ok {
-			if rest == "" {
-				return fmt.Errorf("%q names no path: expected %sPATH", s, scheme)
-			}
-			return nil
-		}
+	ref, err := target.ParsePrefix(s)
+	if err != nil {
+		return fmt.Errorf("%q: %s; expected %s", s, reason(err), targetForms)
 	}
-	if err := checkRegistryPrefix(s); err != nil {
-		return fmt.Errorf("%w; or oci:DIR or oci-archive:FILE.tar", err)
+	if ref.Kind == target.KindRegistry {
+		return checkRegistryPrefix(s)
 	}
 	return nil
 }
 
 func checkTag(t string) error {
-	if tagRE.MatchString(t) || digestRE.MatchString(t) {
+	if target.ValidateTag(t) == nil {
+		return nil
+	}
+	if _, err := digest.Parse(t); err == nil {
 		return nil
 	}
 	return fmt.Errorf("%q is not a tag (up to 128 letters, digits, _ . and -, not starting with . or -) or a digest (sha256:…)", t)

@@ -155,10 +155,10 @@ func TestParseConfigErrors(t *testing.T) {
 		}},
 		{"unit not a mapping", "units:\n- quay.io\n", []string{`f.yaml:2: units[0]: expected a mapping with the keys source, target, images, platforms, platformMode, scoped, tlsVerify, certDir, credentials, got "quay.io"`}},
 		{"source and target", "units:\n- source: https://quay.io\n  target: registry\n  images: [{repository: a, tags: [b]}]\n- source: quay.io/Org\n  target: 'oci:'\n  images: [{repository: a, tags: [b]}]\n", []string{
-			`f.yaml:2: units[0].source: "https://quay.io" is not a registry host[:port][/prefix]: write it without a URL scheme`,
-			`f.yaml:3: units[0].target: "registry" is not a registry host[:port][/prefix]: "registry" is not a registry host (a host has a dot or a port, or is localhost); or oci:DIR or oci-archive:FILE.tar`,
+			`f.yaml:2: units[0].source: "https://quay.io" is not a registry host[:port][/prefix]: a reference has no URL scheme`,
+			`f.yaml:3: units[0].target: "registry": "registry" is not a registry host (a host has a dot or a port, or is localhost); expected a registry host[:port][/prefix], oci:DIR or oci-archive:FILE.tar`,
 			`f.yaml:5: units[1].source: "quay.io/Org" is not a registry host[:port][/prefix]: the path "Org" is not lowercase letters and digits separated by . _ or -`,
-			`f.yaml:6: units[1].target: "oci:" names no path: expected oci:PATH`,
+			`f.yaml:6: units[1].target: "oci:": the layout directory is empty; expected a registry host[:port][/prefix], oci:DIR or oci-archive:FILE.tar`,
 		}},
 		{"platforms", unit + "  - {repository: a, tags: [b]}\n  platforms:\n  - linux/amd46\n  - ppc64le\n  - [arm64]\n  platformMode: full\n", []string{
 			"f.yaml:7: units[0].platforms: " + platformErr("linux/amd46"),
@@ -274,7 +274,7 @@ func TestValidate(t *testing.T) {
 		{"schedule", func(c *Config) { c.Schedule = "61 * * * *" }, "schedule: " + cronErr("61 * * * *")},
 		{"source", func(c *Config) { c.Units[0].Source = "" }, "units[0].source: missing: expected a registry host[:port][/prefix], such as quay.io/containerdisks"},
 		{"target", func(c *Config) { c.Units[0].Target = "" }, "units[0].target: missing: expected a registry host[:port][/prefix], oci:DIR or oci-archive:FILE.tar"},
-		{"bad target", func(c *Config) { c.Units[0].Target = "docker://quay.io" }, `units[0].target: "docker://quay.io" is not a registry host[:port][/prefix]: write it without a URL scheme; or oci:DIR or oci-archive:FILE.tar`},
+		{"bad target", func(c *Config) { c.Units[0].Target = "docker://quay.io" }, `units[0].target: "docker://quay.io": a reference has no URL scheme; expected a registry host[:port][/prefix], oci:DIR or oci-archive:FILE.tar`},
 		{"platform", func(c *Config) { c.Units[0].Platforms = []string{"linux"} }, "units[0].platforms: " + platformErr("linux")},
 		{"platform mode", func(c *Config) { c.Units[0].PlatformMode = "all" }, `units[0].platformMode: unknown platform mode "all": expected rewrite (a new index of the chosen platforms) or sparse (the source index, only the chosen platforms copied)`},
 		{"credentials", func(c *Config) { c.Units[0].Credentials = &Credentials{Password: "x"} }, "units[0].credentials.username: missing: expected the username for the source"},
@@ -408,14 +408,31 @@ func TestParseConfigTarget(t *testing.T) {
 	if _, err := ParseConfig("n.yaml", data); !errors.Is(err, ErrNoTarget) {
 		t.Fatalf("ParseConfig without a target = %v, want ErrNoTarget", err)
 	}
-	c, err := ParseConfigTarget("n.yaml", data, "oci-archive:cd.tar", true)
+	c, _, err := ParseConfigTarget("n.yaml", data, "oci-archive:cd.tar", true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u := c.Units[0]; u.Target != "oci-archive:cd.tar" || !u.Scoped {
 		t.Errorf("unit = %+v, want the target and scoping given", u)
 	}
-	if _, err := ParseConfigTarget("n.yaml", []byte("units:\n- source: x\n"), "r.example/m", false); err == nil || !strings.Contains(err.Error(), "n.yaml:2") {
+	// A target the file gives is replaced, and reported.
+	own := []byte("defaults:\n  target: oci:all\nunits:\n- source: quay.io/a\n  images: [{repository: x, tags: [\"1\"]}]\n" +
+		"- source: quay.io/b\n  target: r.example/m\n  images: [{repository: y, tags: [\"1\"]}]\n" +
+		"- source: quay.io/c\n  target: oci:own\n  images: [{repository: z, tags: [\"1\"]}]\n")
+	c, over, err := ParseConfigTarget("n.yaml", own, "r.example/m", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []TargetOverride{{Unit: 0, Line: 4, Key: "units[0]", Was: "oci:all"}, {Unit: 2, Line: 9, Key: "units[2]", Was: "oci:own"}}
+	if diff := cmp.Diff(want, over); diff != "" {
+		t.Errorf("overridden (-want +got):\n%s", diff)
+	}
+	for _, u := range c.Units {
+		if u.Target != "r.example/m" {
+			t.Errorf("unit %s: target %q, want r.example/m", u.Source, u.Target)
+		}
+	}
+	if _, _, err := ParseConfigTarget("n.yaml", []byte("units:\n- source: x\n"), "r.example/m", false); err == nil || !strings.Contains(err.Error(), "n.yaml:2") {
 		t.Errorf("other errors still reported: %v", err)
 	}
 }

@@ -1,6 +1,27 @@
 // Package target parses the image references the tool accepts and opens them
-// as oras-go targets: a repository in an OCI registry ("host[:port]/repo:tag")
-// or an OCI image layout directory ("oci:DIR[:tag]").
+// as oras-go targets: a repository in an OCI registry ("host[:port]/repo:tag"),
+// an OCI image layout directory ("oci:DIR[:REF]") or an OCI archive, a tar
+// of a layout ("oci-archive:FILE[:REF]").
+//
+// # References
+//
+// Every command reads references with Parse, one grammar:
+//
+//	host[:port]/repository[:tag|@digest]   a registry (host has a dot or a port, or is localhost)
+//	oci:DIR[:REF|@digest]                  an OCI image layout directory
+//	oci-archive:FILE[:REF|@digest]         an OCI archive (read; mirror writes them)
+//
+// In a layout or archive, REF is the name an image has in its index.json
+// (the org.opencontainers.image.ref.name annotation): a tag ("41") or, where
+// one layout holds several repositories as mirror writes them, REPO:TAG
+// ("fedora:41", "quay.io/containerdisks/fedora:41"). As in skopeo and
+// podman (containers/image's oci and oci-archive transports), DIR ends at
+// the first colon and REF is all that follows it, so that
+// "oci:mirror:fedora:41" is the image "fedora:41" of the layout "mirror";
+// a directory whose path holds a colon cannot be named (name it by a
+// relative path or a link), except for a Windows drive letter
+// ("oci:C:\layouts\cd:41"). A digest follows an "@" instead:
+// "oci:DIR@sha256:…" (or ":sha256:…").
 package target
 
 import (
@@ -13,9 +34,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/registry"
@@ -27,8 +50,14 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
-// LayoutPrefix marks a reference to an OCI image layout directory.
-const LayoutPrefix = "oci:"
+// Prefixes of the references to local images.
+const (
+	// LayoutPrefix marks a reference to an OCI image layout directory.
+	LayoutPrefix = "oci:"
+	// ArchivePrefix marks a reference to an OCI archive: one uncompressed
+	// tar of an OCI image layout.
+	ArchivePrefix = "oci-archive:"
+)
 
 // Kind says where a reference points.
 type Kind int
@@ -38,18 +67,24 @@ const (
 	KindRegistry Kind = iota
 	// KindLayout is an OCI image layout directory on the local file system.
 	KindLayout
+	// KindArchive is an OCI archive, a tar of an OCI image layout, on the
+	// local file system. It is read in place; only mirror writes one.
+	KindArchive
 )
 
 // Reference is a parsed image reference.
 type Reference struct {
 	Kind Kind
-	// Path is the layout directory (KindLayout).
+	// Path is the layout directory (KindLayout) or the archive file
+	// (KindArchive).
 	Path string
 	// Registry is the registry host with optional port (KindRegistry).
 	Registry string
 	// Repository is the repository name inside the registry (KindRegistry).
 	Repository string
-	// Reference is the tag or digest; empty when none was given.
+	// Reference is the tag or digest; empty when none was given. In a
+	// layout or archive, a tag is the image's name in index.json, which
+	// may be REPO:TAG (see the package doc).
 	Reference string
 }
 
@@ -65,7 +100,7 @@ func (e *InvalidReferenceError) Error() string {
 }
 
 // ExpectedReference says what a reference looks like, for error messages.
-const ExpectedReference = `a registry reference like "registry.example.com/containerdisks/fedora:41" or an OCI layout like "oci:./layout:41"`
+const ExpectedReference = `a registry reference like "registry.example.com/containerdisks/fedora:41", an OCI layout like "oci:./layout:41" or an OCI archive like "oci-archive:cd.tar:fedora:41"`
 
 // Redacted returns the error with the user name and password the input
 // carried before its host replaced by "***", in the input and the reason.
@@ -89,10 +124,10 @@ func Redact(s string) string {
 }
 
 // userinfo is the "user:password" part of a registry reference or URL,
-// before the "@" of its host; empty when there is none. Layout paths,
-// where "@" starts a digest, have none.
+// before the "@" of its host; empty when there is none. Layout and archive
+// paths, where "@" starts a digest, have none.
 func userinfo(s string) string {
-	if strings.HasPrefix(s, LayoutPrefix) {
+	if strings.HasPrefix(s, LayoutPrefix) || strings.HasPrefix(s, ArchivePrefix) {
 		return ""
 	}
 	if _, rest, ok := strings.Cut(s, "://"); ok {
@@ -105,14 +140,19 @@ func userinfo(s string) string {
 	return ""
 }
 
-// Parse parses s as an OCI layout reference (oci:DIR[:tag|@digest]) or a
-// registry reference (host[:port]/repo[:tag|@digest]).
+// Parse parses s as a registry reference (host[:port]/repo[:tag|@digest]),
+// an OCI layout reference (oci:DIR[:REF|@digest]) or an OCI archive
+// reference (oci-archive:FILE[:REF|@digest]); see the package doc. Every
+// error is an *InvalidReferenceError.
 func Parse(s string) (Reference, error) {
 	if s == "" {
 		return Reference{}, &InvalidReferenceError{Input: s, Reason: "it is empty"}
 	}
+	if rest, ok := strings.CutPrefix(s, ArchivePrefix); ok {
+		return parseLocal(s, rest, KindArchive)
+	}
 	if rest, ok := strings.CutPrefix(s, LayoutPrefix); ok {
-		return parseLayout(s, rest)
+		return parseLocal(s, rest, KindLayout)
 	}
 	if strings.Contains(s, "://") {
 		return Reference{}, &InvalidReferenceError{Input: s, Reason: "a reference has no URL scheme"}
@@ -126,38 +166,171 @@ func Parse(s string) (Reference, error) {
 	if err != nil {
 		return Reference{}, &InvalidReferenceError{Input: s, Reason: strings.TrimPrefix(err.Error(), "invalid reference: ")}
 	}
-	if !strings.ContainsAny(r.Registry, ".:") && r.Registry != "localhost" {
-		return Reference{}, &InvalidReferenceError{Input: s, Reason: fmt.Sprintf("%q is not a registry host (a host has a dot or a port, or is localhost)", r.Registry)}
+	if err := checkHost(r.Registry); err != nil {
+		return Reference{}, &InvalidReferenceError{Input: s, Reason: err.Error()}
 	}
 	return Reference{Kind: KindRegistry, Registry: r.Registry, Repository: r.Repository, Reference: r.Reference}, nil
 }
 
-func parseLayout(input, rest string) (Reference, error) {
-	ref := Reference{Kind: KindLayout, Path: rest}
-	if i := strings.LastIndex(rest, "@"); i >= 0 {
-		ref.Path, ref.Reference = rest[:i], rest[i+1:]
-		if err := (registry.Reference{Registry: "x", Repository: "x", Reference: ref.Reference}).ValidateReferenceAsDigest(); err != nil {
-			return Reference{}, &InvalidReferenceError{Input: input, Reason: fmt.Sprintf("%q is not a digest", ref.Reference)}
+// checkHost refuses a first path element that is no registry host, as
+// docker reads "fedora/x" as a repository of Docker Hub.
+func checkHost(host string) error {
+	if !strings.ContainsAny(host, ".:") && host != "localhost" {
+		return fmt.Errorf("%q is not a registry host (a host has a dot or a port, or is localhost)", host)
+	}
+	return nil
+}
+
+// ParsePrefix parses s as a place below which images are named, as
+// mirror's sources and targets and push's and promote's --to are: a
+// registry host with an optional repository path ("registry.local:5000",
+// "quay.io/containerdisks"), "oci:DIR" or "oci-archive:FILE". It names no
+// tag or digest. Every error is an *InvalidReferenceError.
+func ParsePrefix(s string) (Reference, error) {
+	kind := KindRegistry
+	switch {
+	case strings.HasPrefix(s, LayoutPrefix):
+		kind = KindLayout
+	case strings.HasPrefix(s, ArchivePrefix):
+		kind = KindArchive
+	}
+	if kind == KindRegistry && s != "" && !strings.Contains(s, "://") && !strings.Contains(s, "/") {
+		// A host alone: its syntax is checked with a repository below it.
+		if err := checkHost(s); err != nil {
+			return Reference{}, &InvalidReferenceError{Input: s, Reason: err.Error()}
 		}
-	} else if i := strings.LastIndex(rest, ":"); i >= 0 && !strings.ContainsAny(rest[i+1:], `/\`) {
-		ref.Path, ref.Reference = rest[:i], rest[i+1:]
-		if err := (registry.Reference{Registry: "x", Repository: "x", Reference: ref.Reference}).ValidateReferenceAsTag(); err != nil {
-			return Reference{}, &InvalidReferenceError{Input: input, Reason: fmt.Sprintf("%q is not a valid tag", ref.Reference)}
+		if _, err := Parse(s + "/x"); err != nil {
+			return Reference{}, &InvalidReferenceError{Input: s, Reason: fmt.Sprintf("%q is not a registry host[:port]", s)}
+		}
+		return Reference{Kind: KindRegistry, Registry: s}, nil
+	}
+	ref, err := Parse(s)
+	if err != nil {
+		return Reference{}, err
+	}
+	if ref.Reference != "" {
+		reason := fmt.Sprintf("it names the image %q: expected a prefix without a tag or digest, below which each image gets its own name", ref.Reference)
+		if kind != KindRegistry && !ref.IsDigest() {
+			reason += fmt.Sprintf(" (a path ends at its first colon: %q is read as the path %q and the image %q)", s, ref.Path, ref.Reference)
+		}
+		return Reference{}, &InvalidReferenceError{Input: s, Reason: reason}
+	}
+	return ref, nil
+}
+
+// refNameRE is the grammar of the org.opencontainers.image.ref.name
+// annotation (OCI image spec, annotations.md), which containers/image
+// checks the names of oci: and oci-archive: references against.
+var refNameRE = regexp.MustCompile(`^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$`)
+
+// windowsDriveRE is a Windows path's drive letter and its separator.
+var windowsDriveRE = regexp.MustCompile(`^[A-Za-z]:[\\/]`)
+
+// digestAlgorithmRE matches what follows the "@" of PATH@DIGEST: an
+// algorithm and a colon. An "@" followed by anything else belongs to the
+// path.
+var digestAlgorithmRE = regexp.MustCompile(`^[a-z0-9]+(?:[+._-][a-z0-9]+)*:`)
+
+// parseLocal parses what follows the prefix of a layout or archive
+// reference: PATH, PATH:REF or PATH@DIGEST. The path ends at the first
+// colon after a Windows drive letter, as in containers/image.
+func parseLocal(input, rest string, kind Kind) (Reference, error) {
+	what := "the layout directory"
+	if kind == KindArchive {
+		what = "the archive file"
+	}
+	ref := Reference{Kind: kind, Path: rest}
+	skip := 0
+	if windowsDriveRE.MatchString(rest) {
+		skip = 2
+	}
+	colon := strings.IndexByte(rest[skip:], ':')
+	if colon >= 0 {
+		colon += skip
+	}
+	at := strings.LastIndexByte(rest, '@')
+	switch {
+	case at >= 0 && (colon < 0 || at < colon) && digestAlgorithmRE.MatchString(rest[at+1:]):
+		// PATH@DIGEST: the digest's own colon comes after the "@".
+		ref.Path, ref.Reference = rest[:at], rest[at+1:]
+		if _, err := digest.Parse(ref.Reference); err != nil {
+			return Reference{}, &InvalidReferenceError{Input: input, Reason: fmt.Sprintf("%q is not a digest: expected @sha256: and 64 lowercase hex digits after %s", ref.Reference, what)}
+		}
+	case colon >= 0:
+		ref.Path, ref.Reference = rest[:colon], rest[colon+1:]
+		if err := checkLocalRef(ref.Reference); err != nil {
+			return Reference{}, &InvalidReferenceError{Input: input, Reason: err.Error()}
 		}
 	}
 	if ref.Path == "" {
-		return Reference{}, &InvalidReferenceError{Input: input, Reason: "the layout directory is empty"}
+		return Reference{}, &InvalidReferenceError{Input: input, Reason: what + " is empty"}
 	}
 	return ref, nil
+}
+
+// checkLocalRef checks the REF of oci:DIR:REF: a digest, a tag, or a name
+// as index.json records it (REPO:TAG).
+func checkLocalRef(ref string) error {
+	if ref == "" {
+		return errors.New(`nothing follows the ":": expected a tag or REPO:TAG after it, or no ":"`)
+	}
+	if strings.HasPrefix(ref, "sha256:") || strings.HasPrefix(ref, "sha512:") {
+		if _, err := digest.Parse(ref); err != nil {
+			return fmt.Errorf("%q is not a digest: expected sha256: and 64 lowercase hex digits", ref)
+		}
+		return nil
+	}
+	if ValidateTag(ref) == nil || refNameRE.MatchString(ref) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a valid tag or image name: expected a tag (letters, digits, _ . and -) or REPO:TAG as mirror names images in a layout; a path ends at its first colon", ref)
+}
+
+// ValidateTag checks that t is a tag: up to 128 letters, digits, _ . and
+// -, not starting with . or -.
+func ValidateTag(t string) error {
+	if err := (registry.Reference{Registry: "x", Repository: "x", Reference: t}).ValidateReferenceAsTag(); err != nil {
+		return fmt.Errorf("%q is not a tag (up to 128 letters, digits, _ . and -, not starting with . or -)", t)
+	}
+	return nil
+}
+
+// ValidateRepository checks that r is a repository path: lowercase
+// letters and digits separated by . _ __ or -, in elements separated by /.
+func ValidateRepository(r string) error {
+	if r == "" {
+		return errors.New("missing: expected a repository path such as containerdisks/fedora")
+	}
+	if err := (registry.Reference{Registry: "x", Repository: r}).ValidateRepository(); err == nil {
+		return nil
+	}
+	for _, e := range strings.Split(r, "/") {
+		if e == "" {
+			return fmt.Errorf("%q has an empty element (a leading, trailing or double /)", r)
+		}
+		if (registry.Reference{Registry: "x", Repository: e}).ValidateRepository() != nil {
+			if e == r {
+				return fmt.Errorf("%q is not lowercase letters and digits separated by . _ or -", r)
+			}
+			return fmt.Errorf("%q: %q is not lowercase letters and digits separated by . _ or -", r, e)
+		}
+	}
+	return fmt.Errorf("%q is not a repository path", r)
 }
 
 // String formats the reference the way Parse reads it.
 func (r Reference) String() string {
 	var base string
-	if r.Kind == KindLayout {
+	switch r.Kind {
+	case KindLayout:
 		base = LayoutPrefix + r.Path
-	} else {
-		base = r.Registry + "/" + r.Repository
+	case KindArchive:
+		base = ArchivePrefix + r.Path
+	default:
+		base = r.Registry
+		if r.Repository != "" {
+			base += "/" + r.Repository
+		}
 	}
 	return base + r.suffix()
 }
@@ -166,16 +339,66 @@ func (r Reference) suffix() string {
 	switch {
 	case r.Reference == "":
 		return ""
-	case strings.Contains(r.Reference, ":") && !r.IsTag():
+	case r.IsDigest():
 		return "@" + r.Reference
 	default:
 		return ":" + r.Reference
 	}
 }
 
-// IsTag reports whether the reference names a tag (not a digest, not empty).
+// IsLocal reports whether the reference is on the local file system: an
+// OCI layout or archive.
+func (r Reference) IsLocal() bool { return r.Kind == KindLayout || r.Kind == KindArchive }
+
+// IsDigest reports whether the reference names a digest.
+func (r Reference) IsDigest() bool {
+	_, err := digest.Parse(r.Reference)
+	return err == nil
+}
+
+// IsTag reports whether the reference names a tag (not a digest, not
+// empty): in a layout or archive, a name of its index.json.
 func (r Reference) IsTag() bool {
-	return r.Reference != "" && !strings.Contains(r.Reference, ":")
+	return r.Reference != "" && !r.IsDigest()
+}
+
+// Tag returns the registry tag the reference's tag stands for: the tag
+// itself, or in a layout or archive the TAG of a REPO:TAG name. It is
+// empty for a digest or no reference.
+func (r Reference) Tag() string {
+	if !r.IsTag() {
+		return ""
+	}
+	if r.IsLocal() {
+		return r.Reference[strings.LastIndexByte(r.Reference, ':')+1:]
+	}
+	return r.Reference
+}
+
+// Name returns the last element of the repository the reference names:
+// of a registry repository, of the REPO of a REPO:TAG name in a layout or
+// archive, or else the base name of the directory or of the archive
+// without its extension. promote names what it copies below --to by it.
+func (r Reference) Name() string {
+	if r.Kind == KindRegistry {
+		return r.Repository[strings.LastIndexByte(r.Repository, '/')+1:]
+	}
+	if repo, _, ok := cutLast(r.Reference, ":"); ok && r.IsTag() {
+		return repo[strings.LastIndexByte(repo, '/')+1:]
+	}
+	base := filepath.Base(filepath.FromSlash(r.Path))
+	if r.Kind == KindArchive {
+		base = strings.TrimSuffix(base, filepath.Ext(base))
+	}
+	return base
+}
+
+func cutLast(s, sep string) (string, string, bool) {
+	i := strings.LastIndex(s, sep)
+	if i < 0 {
+		return s, "", false
+	}
+	return s[:i], s[i+len(sep):], true
 }
 
 // WithReference returns a copy of r that names tag or digest ref instead.
@@ -184,9 +407,42 @@ func (r Reference) WithReference(ref string) Reference {
 	return r
 }
 
-// Repo names the repository without tag or digest: "host/repo" or "oci:DIR".
+// Repo names the repository without tag or digest: "host/repo",
+// "oci:DIR" or "oci-archive:FILE".
 func (r Reference) Repo() string {
 	return r.WithReference("").String()
+}
+
+// Image returns the reference of the image name:tag below the prefix r, as
+// mirror names images: "host/prefix/name:tag" in a registry; in a layout
+// or archive, the name "name:tag" of its index.json ("oci:DIR:name:tag"),
+// as skopeo and podman name images that share one layout. A digest in
+// place of tag gives "host/prefix/name@digest", and in a layout the digest
+// alone.
+func (r Reference) Image(name, tag string) Reference {
+	if !r.IsLocal() {
+		r = r.Join(name)
+		r.Reference = tag
+		return r
+	}
+	if _, err := digest.Parse(tag); err == nil {
+		r.Reference = tag
+	} else {
+		r.Reference = name + ":" + tag
+	}
+	return r
+}
+
+// ImageTags returns, of the names in a layout or archive, the tags of the
+// images named name:TAG, in order; as Image names them.
+func ImageTags(names []string, name string) []string {
+	var tags []string
+	for _, n := range names {
+		if repo, tag, ok := cutLast(n, ":"); ok && repo == name {
+			tags = append(tags, tag)
+		}
+	}
+	return tags
 }
 
 // RemoteOptions configures access to registries.
@@ -244,8 +500,11 @@ type RemoteOptions struct {
 // them (some registries take no chunks), and an upload cut midway is
 // resumed from what the registry holds (told to opts.Log).
 func Open(ctx context.Context, ref Reference, opts RemoteOptions) (oras.GraphTarget, error) {
-	if ref.Kind == KindLayout {
+	switch ref.Kind {
+	case KindLayout:
 		return OpenLayout(ctx, ref.Path)
+	case KindArchive:
+		return nil, &InvalidReferenceError{Input: ref.String(), Reason: "an OCI archive is read here, not written: write to an OCI layout (oci:DIR), or mirror to oci-archive:FILE"}
 	}
 	repo, err := OpenRepository(ref, opts)
 	if err != nil {
@@ -260,14 +519,20 @@ func Open(ctx context.Context, ref Reference, opts RemoteOptions) (oras.GraphTar
 	return upload.NewRepository(repo, upload.Uploader{OnResume: onResume}), nil
 }
 
-// OpenSource opens the reference for reading. Unlike Open, it never
-// creates a layout directory: a missing one is an error that says so.
+// OpenSource opens the reference for reading: a registry repository, a
+// layout directory or an archive. Unlike Open, it never creates anything:
+// a missing layout is an error that says so. An archive is an *Archive,
+// which holds its file open until closed: the caller closes what it gets
+// when it is an io.Closer.
 func OpenSource(ctx context.Context, ref Reference, opts RemoteOptions) (oras.ReadOnlyGraphTarget, error) {
-	if ref.Kind == KindRegistry {
+	switch ref.Kind {
+	case KindRegistry:
 		return OpenRepository(ref, opts)
+	case KindArchive:
+		return OpenArchive(ctx, ref.Path)
 	}
 	if _, err := os.Stat(filepath.Join(ref.Path, ocispec.ImageLayoutFile)); err != nil {
-		return nil, fmt.Errorf("opening %s: %q is not an OCI image layout (no %s file): expected a directory written by 'kubectl containerdisk build'", ref, ref.Path, ocispec.ImageLayoutFile)
+		return nil, fmt.Errorf("opening %s: %q is not an OCI image layout (no %s file): expected a directory written by 'kubectl containerdisk build' or mirror (a path ends at its first colon: oci:DIR:NAME:TAG)", ref, ref.Path, ocispec.ImageLayoutFile)
 	}
 	return OpenLayoutFS(ctx, os.DirFS(ref.Path), ref.Path, false)
 }
@@ -509,8 +774,10 @@ func isLoopback(host string) bool {
 // AbsLayoutPath makes a layout reference's path absolute, so records passed
 // between commands in other directories still resolve.
 func AbsLayoutPath(ref Reference) Reference {
-	if ref.Kind == KindLayout {
-		if abs, err := filepath.Abs(ref.Path); err == nil {
+	if ref.IsLocal() {
+		// A path with a colon could not be read back (see Parse): the
+		// path as given is kept then.
+		if abs, err := filepath.Abs(ref.Path); err == nil && !strings.Contains(strings.TrimPrefix(abs, filepath.VolumeName(abs)), ":") {
 			ref.Path = abs
 		}
 	}
@@ -521,9 +788,12 @@ func AbsLayoutPath(ref Reference) Reference {
 // tag: "host/containerdisks" joined with "fedora" is "host/containerdisks/fedora",
 // "oci:DIR" is "oci:DIR/fedora".
 func (r Reference) Join(name string) Reference {
-	if r.Kind == KindLayout {
+	switch {
+	case r.IsLocal():
 		r.Path = strings.TrimSuffix(r.Path, "/") + "/" + name
-	} else {
+	case r.Repository == "":
+		r.Repository = name
+	default:
 		r.Repository = strings.TrimSuffix(r.Repository, "/") + "/" + name
 	}
 	r.Reference = ""

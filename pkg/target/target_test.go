@@ -30,21 +30,54 @@ import (
 
 const digest = "sha256:4355a46b19d348dc2f57c046f8ef63d4538ebb936000f3c9ee954a27460dd865"
 
+// TestParse is the one reference grammar every command reads: registry
+// references, and OCI layouts and archives whose path ends at the first
+// colon, as containers/image (skopeo, podman) reads oci: and oci-archive:.
 func TestParse(t *testing.T) {
+	layout := func(path, ref string) target.Reference {
+		return target.Reference{Kind: target.KindLayout, Path: path, Reference: ref}
+	}
+	archive := func(path, ref string) target.Reference {
+		return target.Reference{Kind: target.KindArchive, Path: path, Reference: ref}
+	}
 	tests := []struct {
 		in   string
 		want target.Reference
+		// back is what String gives when it is not the input.
+		back string
+		// tag and name are what Tag and Name give.
+		tag, name string
 	}{
-		{"localhost:5000/a/b:tag", target.Reference{Kind: target.KindRegistry, Registry: "localhost:5000", Repository: "a/b", Reference: "tag"}},
-		{"127.0.0.1:5000/x@" + digest, target.Reference{Kind: target.KindRegistry, Registry: "127.0.0.1:5000", Repository: "x", Reference: digest}},
-		{"registry.example.com/containerdisks/fedora:41", target.Reference{Kind: target.KindRegistry, Registry: "registry.example.com", Repository: "containerdisks/fedora", Reference: "41"}},
-		{"localhost/fedora", target.Reference{Kind: target.KindRegistry, Registry: "localhost", Repository: "fedora"}},
-		{"oci:dir", target.Reference{Kind: target.KindLayout, Path: "dir"}},
-		{"oci:dir:tag", target.Reference{Kind: target.KindLayout, Path: "dir", Reference: "tag"}},
-		{"oci:./a/b:tag", target.Reference{Kind: target.KindLayout, Path: "./a/b", Reference: "tag"}},
-		{"oci:/abs/dir@" + digest, target.Reference{Kind: target.KindLayout, Path: "/abs/dir", Reference: digest}},
-		// A colon before a slash belongs to the path, not to a tag.
-		{"oci:a:b/c", target.Reference{Kind: target.KindLayout, Path: "a:b/c"}},
+		{in: "localhost:5000/a/b:tag", want: target.Reference{Kind: target.KindRegistry, Registry: "localhost:5000", Repository: "a/b", Reference: "tag"}, tag: "tag", name: "b"},
+		{in: "127.0.0.1:5000/x@" + digest, want: target.Reference{Kind: target.KindRegistry, Registry: "127.0.0.1:5000", Repository: "x", Reference: digest}, name: "x"},
+		{in: "[::1]:5000/x:1", want: target.Reference{Kind: target.KindRegistry, Registry: "[::1]:5000", Repository: "x", Reference: "1"}, tag: "1", name: "x"},
+		{in: "registry.example.com/containerdisks/fedora:41", want: target.Reference{Kind: target.KindRegistry, Registry: "registry.example.com", Repository: "containerdisks/fedora", Reference: "41"}, tag: "41", name: "fedora"},
+		{in: "registry.example.com:443/containerdisks/fedora:41@" + digest, want: target.Reference{Kind: target.KindRegistry, Registry: "registry.example.com:443", Repository: "containerdisks/fedora", Reference: digest}, back: "registry.example.com:443/containerdisks/fedora@" + digest, name: "fedora"},
+		{in: "localhost/fedora", want: target.Reference{Kind: target.KindRegistry, Registry: "localhost", Repository: "fedora"}, name: "fedora"},
+
+		{in: "oci:dir", want: layout("dir", ""), name: "dir"},
+		{in: "oci:dir:tag", want: layout("dir", "tag"), tag: "tag", name: "dir"},
+		{in: "oci:./a/b:tag", want: layout("./a/b", "tag"), tag: "tag", name: "b"},
+		{in: "oci:/abs/dir@" + digest, want: layout("/abs/dir", digest), name: "dir"},
+		{in: "oci:dir:" + digest, want: layout("dir", digest), back: "oci:dir@" + digest, name: "dir"},
+		// The names mirror writes into one layout: REPO:TAG.
+		{in: "oci:mirror:fedora:41", want: layout("mirror", "fedora:41"), tag: "41", name: "fedora"},
+		{in: "oci:mirror:quay.io/containerdisks/fedora:41", want: layout("mirror", "quay.io/containerdisks/fedora:41"), tag: "41", name: "fedora"},
+		{in: "oci:mirror:localhost_5000/app:1.0", want: layout("mirror", "localhost_5000/app:1.0"), tag: "1.0", name: "app"},
+		// The path ends at its first colon, as in skopeo: what follows
+		// is the name, however many colons and slashes it has.
+		{in: "oci:a:b/c", want: layout("a", "b/c"), tag: "b/c", name: "a"},
+		{in: "oci:/srv/a:b/layout:41", want: layout("/srv/a", "b/layout:41"), tag: "41", name: "layout"},
+		// An "@" that starts no digest belongs to the path.
+		{in: "oci:/home/u@host/layout:41", want: layout("/home/u@host/layout", "41"), tag: "41", name: "layout"},
+		// A Windows drive letter is part of the path.
+		{in: `oci:C:\layouts\cd:41`, want: layout(`C:\layouts\cd`, "41"), tag: "41"},
+		{in: "oci:C:/layouts/cd", want: layout("C:/layouts/cd", ""), name: "cd"},
+
+		{in: "oci-archive:cd.tar", want: archive("cd.tar", ""), name: "cd"},
+		{in: "oci-archive:cd.tar:fedora:41", want: archive("cd.tar", "fedora:41"), tag: "41", name: "fedora"},
+		{in: "oci-archive:/media/usb/cd.tar:42", want: archive("/media/usb/cd.tar", "42"), tag: "42", name: "cd"},
+		{in: "oci-archive:cd.tar@" + digest, want: archive("cd.tar", digest), name: "cd"},
 	}
 	for _, tt := range tests {
 		got, err := target.Parse(tt.in)
@@ -55,8 +88,21 @@ func TestParse(t *testing.T) {
 		if got != tt.want {
 			t.Errorf("Parse(%q) = %+v, want %+v", tt.in, got, tt.want)
 		}
-		if s := got.String(); s != tt.in {
-			t.Errorf("Parse(%q).String() = %q, want the input back", tt.in, s)
+		back := tt.back
+		if back == "" {
+			back = tt.in
+		}
+		if s := got.String(); s != back {
+			t.Errorf("Parse(%q).String() = %q, want %q", tt.in, s, back)
+		}
+		if again, err := target.Parse(got.String()); err != nil || again != got {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v again", got.String(), again, err, got)
+		}
+		if tag := got.Tag(); tag != tt.tag {
+			t.Errorf("Parse(%q).Tag() = %q, want %q", tt.in, tag, tt.tag)
+		}
+		if tt.name != "" && got.Name() != tt.name {
+			t.Errorf("Parse(%q).Name() = %q, want %q", tt.in, got.Name(), tt.name)
 		}
 	}
 }
@@ -73,10 +119,18 @@ func TestParseInvalid(t *testing.T) {
 		{"fedora:41", `it has no "/": a registry reference is a registry host, "/" and a repository`},
 		{"localhost:5000", `it has no "/"`},
 		{"fedora/x:41", `"fedora" is not a registry host`},
+		{"r.example/x:bad tag", `invalid tag "bad tag"`},
 		{"oci:", "the layout directory is empty"},
 		{"oci::tag", "the layout directory is empty"},
-		{"oci:dir:bad tag", `"bad tag" is not a valid tag`},
+		{"oci-archive:", "the archive file is empty"},
+		{"oci-archive::41", "the archive file is empty"},
+		{"oci:dir:", `nothing follows the ":"`},
+		{"oci:dir:bad tag", `"bad tag" is not a valid tag or image name`},
+		{"oci:dir:fedora:", `"fedora:" is not a valid tag or image name`},
+		{"oci-archive:cd.tar:a//b:1", `"a//b:1" is not a valid tag or image name`},
 		{"oci:dir@sha256:zz", `"sha256:zz" is not a digest`},
+		{"oci:dir:sha256:zz", `"sha256:zz" is not a digest`},
+		{"oci-archive:cd.tar@sha512:00", `"sha512:00" is not a digest`},
 	}
 	for _, tt := range tests {
 		ref, err := target.Parse(tt.in)
@@ -89,9 +143,69 @@ func TestParseInvalid(t *testing.T) {
 			t.Errorf("Parse(%q): input %q, reason %q; want the input and a reason saying %q", tt.in, ierr.Input, ierr.Reason, tt.want)
 		}
 		// Every refusal shows what a good reference looks like.
-		if msg := err.Error(); !strings.Contains(msg, "registry.example.com/containerdisks/fedora:41") || !strings.Contains(msg, "oci:./layout:41") {
+		if msg := err.Error(); !strings.Contains(msg, "registry.example.com/containerdisks/fedora:41") || !strings.Contains(msg, "oci:./layout:41") || !strings.Contains(msg, "oci-archive:") {
 			t.Errorf("Parse(%q): error %q gives no example", tt.in, msg)
 		}
+	}
+}
+
+// TestParsePrefix reads the places images are named below: mirror's
+// sources and targets, push's and promote's --to.
+func TestParsePrefix(t *testing.T) {
+	good := []struct {
+		in   string
+		want target.Reference
+		// image is Image("fedora", "41") of it.
+		image string
+	}{
+		{"quay.io", target.Reference{Kind: target.KindRegistry, Registry: "quay.io"}, "quay.io/fedora:41"},
+		{"localhost:5000", target.Reference{Kind: target.KindRegistry, Registry: "localhost:5000"}, "localhost:5000/fedora:41"},
+		{"quay.io/containerdisks", target.Reference{Kind: target.KindRegistry, Registry: "quay.io", Repository: "containerdisks"}, "quay.io/containerdisks/fedora:41"},
+		{"oci:mirror", target.Reference{Kind: target.KindLayout, Path: "mirror"}, "oci:mirror:fedora:41"},
+		{"oci-archive:/media/usb/cd.tar", target.Reference{Kind: target.KindArchive, Path: "/media/usb/cd.tar"}, "oci-archive:/media/usb/cd.tar:fedora:41"},
+	}
+	for _, tt := range good {
+		got, err := target.ParsePrefix(tt.in)
+		if err != nil || got != tt.want {
+			t.Errorf("ParsePrefix(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+			continue
+		}
+		if s := got.String(); s != tt.in {
+			t.Errorf("ParsePrefix(%q).String() = %q, want the input back", tt.in, s)
+		}
+		img := got.Image("fedora", "41")
+		if img.String() != tt.image {
+			t.Errorf("ParsePrefix(%q).Image(fedora, 41) = %q, want %q", tt.in, img, tt.image)
+		}
+		// What mirror writes, every command reads back.
+		if back, err := target.Parse(img.String()); err != nil || back != img {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", img, back, err, img)
+		}
+	}
+	bad := []struct{ in, want string }{
+		{"", "it is empty"},
+		{"quay", `"quay" is not a registry host`},
+		{"quay.io/containerdisks:41", `it names the image "41"`},
+		{"oci:/srv/a:b", `a path ends at its first colon: "oci:/srv/a:b" is read as the path "/srv/a" and the image "b"`},
+		{"http://quay.io", "no URL scheme"},
+		{"quay.io/Upper", "invalid repository"},
+	}
+	for _, tt := range bad {
+		got, err := target.ParsePrefix(tt.in)
+		var ierr *target.InvalidReferenceError
+		if !errors.As(err, &ierr) || !strings.Contains(ierr.Reason, tt.want) {
+			t.Errorf("ParsePrefix(%q) = %+v, %v; want an *InvalidReferenceError saying %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestImageTags(t *testing.T) {
+	names := []string{"fedora:41", "41", "quay.io/x/fedora:40", "fedora:42", "centos:10"}
+	if got := target.ImageTags(names, "fedora"); strings.Join(got, ",") != "41,42" {
+		t.Errorf("ImageTags(fedora) = %q, want [41 42]", got)
+	}
+	if got := target.ImageTags(names, "quay.io/x/fedora"); strings.Join(got, ",") != "40" {
+		t.Errorf("ImageTags(quay.io/x/fedora) = %q, want [40]", got)
 	}
 }
 

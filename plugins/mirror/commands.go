@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"slices"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"oras.land/oras-go/v2/registry"
 	"oras.land/oras-go/v2/registry/remote"
 	"sigs.k8s.io/yaml"
 
@@ -209,9 +211,13 @@ tags of a repository.`,
 func newInspectCommand(streams cli.Streams) *cobra.Command {
 	opts := lsOptions{Output: option.NewOutput("mirror inspect")}
 	cmd := &cobra.Command{
-		Use:     "inspect IMAGE",
-		Short:   "Show an image's platforms with their digests and sizes",
-		Example: `  kubectl containerdisk mirror inspect quay.io/containerdisks/fedora:42`,
+		Use:   "inspect IMAGE",
+		Short: "Show an image's platforms with their digests and sizes",
+		Long: `Show an image's platforms with their digests and sizes. IMAGE is a
+registry reference, an OCI layout or an OCI archive, as mirror names what it
+writes there: oci:DIR:NAME:TAG, oci-archive:FILE:NAME:TAG.`,
+		Example: `  kubectl containerdisk mirror inspect quay.io/containerdisks/fedora:42
+  kubectl containerdisk mirror inspect oci-archive:containerdisks.tar:fedora:42`,
 		Args:    cli.ExactArgs(1),
 		PreRunE: func(cmd *cobra.Command, args []string) error { return opts.parse(cmd, streams) },
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -226,6 +232,10 @@ func newInspectCommand(streams cli.Streams) *cobra.Command {
 			src, err := target.OpenSource(ctx, ref, opts.Remote.Options())
 			if err != nil {
 				return err
+			}
+			if c, ok := src.(io.Closer); ok {
+				// An archive holds its file open.
+				defer c.Close()
 			}
 			info, err := mirror.Inspect(ctx, src, ref.Reference)
 			if err != nil {
@@ -267,8 +277,8 @@ has is skipped. As mirror, import writes unless --dry-run.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			src := args[0]
-			if !strings.HasPrefix(src, target.LayoutPrefix) && !strings.HasPrefix(src, archivePrefix) {
-				src = archivePrefix + src
+			if !strings.HasPrefix(src, target.LayoutPrefix) && !strings.HasPrefix(src, target.ArchivePrefix) {
+				src = target.ArchivePrefix + src
 			}
 			cfg, err := importConfig(cmd.Context(), src, opts.to)
 			if err != nil {
@@ -285,35 +295,36 @@ has is skipped. As mirror, import writes unless --dry-run.`,
 // importConfig makes a configuration copying every NAME:TAG of a layout or
 // archive below prefix.
 func importConfig(ctx context.Context, src, prefix string) (*mirror.Config, error) {
-	e, err := parseEndpoint(src, "")
+	at, err := target.ParsePrefix(src)
 	if err != nil {
 		return nil, err
 	}
+	store, err := target.OpenSource(ctx, at, target.RemoteOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := store.(io.Closer); ok {
+		defer c.Close()
+	}
 	var refs []string
-	if e.archive != "" {
-		a, err := mirror.OpenArchive(ctx, e.archive)
-		if err != nil {
-			return nil, err
-		}
-		defer a.Close()
-		err = mirror.Tags(ctx, a, func(rs []string) error { refs = append(refs, rs...); return nil })
-		if err != nil {
-			return nil, fmt.Errorf("reading %s: %w", src, err)
-		}
-	} else if refs, err = layoutRefs(e.dir); err != nil {
+	if lister, ok := store.(registry.TagLister); ok {
+		err = mirror.Tags(ctx, lister, func(rs []string) error { refs = append(refs, rs...); return nil })
+	}
+	if err != nil {
 		return nil, fmt.Errorf("reading %s: %w", src, err)
 	}
-	byName := map[string][]string{}
 	var names []string
+	byName := map[string][]string{}
 	for _, r := range refs {
-		n, tag, ok := cutLast(r, ":")
-		if !ok {
+		i := strings.LastIndexByte(r, ':')
+		if i < 0 {
 			continue
 		}
+		n := r[:i]
 		if _, seen := byName[n]; !seen {
 			names = append(names, n)
+			byName[n] = target.ImageTags(refs, n)
 		}
-		byName[n] = append(byName[n], tag)
 	}
 	if len(names) == 0 {
 		return nil, cli.Usagef("%s holds no NAME:TAG image: expected an archive or layout that mirror wrote", src)

@@ -2,10 +2,10 @@ package mirror
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"oras.land/oras-go/v2"
+	"oras.land/oras-go/v2/content/memory"
 	"oras.land/oras-go/v2/registry"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/mirror"
@@ -24,66 +25,54 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/option"
 )
 
-// archivePrefix names a single OCI archive (a tarred OCI layout).
-const archivePrefix = "oci-archive:"
-
 // endpoint is where an image is: a repository of a registry, or a name in
-// an OCI layout (a directory, or an archive) whose images are tagged
+// an OCI layout (a directory, or an archive) whose images are named
 // NAME:TAG, the form skopeo's oci: and oci-archive: transports and
-// containerd's import read.
+// containerd's import read. Its reference is target.Reference.Image: the
+// one grammar every command reads, so that what mirror writes, inspect,
+// verify, push and promote read.
 type endpoint struct {
-	repo target.Reference // registry
+	// at is the unit's source or target: a registry prefix, oci:DIR or
+	// oci-archive:FILE.
+	at target.Reference
 	// source is the unit whose source this registry is: its tlsVerify,
 	// certDir and credentials apply to it. Nil for a target.
-	source  *mirror.Unit
-	dir     string // layout directory
-	archive string // archive file, for an archived layout
-	name    string // repository name inside a layout
-	tag     string
+	source *mirror.Unit
+	name   string // repository name below at
+	tag    string
 }
-
-func (e endpoint) isLayout() bool { return e.dir != "" || e.archive != "" }
 
 func (e endpoint) withTag(t string) endpoint { e.tag = t; return e }
 
-// ref is the reference inside the target: the tag of a registry
-// repository, NAME:TAG in a layout.
-func (e endpoint) ref() string {
-	if e.isLayout() {
-		return e.name + ":" + e.tag
-	}
-	return e.tag
-}
+// image is the reference of the image: at/name:tag in a registry,
+// at:name:tag in a layout or archive.
+func (e endpoint) image() target.Reference { return e.at.Image(e.name, e.tag) }
 
 func (e endpoint) String() string {
-	switch {
-	case e.archive != "":
-		return archivePrefix + e.archive + ":" + e.ref()
-	case e.dir != "":
-		return target.LayoutPrefix + e.dir + ":" + e.ref()
+	if e.tag == "" && !e.at.IsLocal() {
+		return e.at.Join(e.name).String()
 	}
-	if e.tag == "" {
-		return e.repo.String()
-	}
-	return e.repo.WithReference(e.tag).String()
+	return e.image().String()
 }
 
-func parseEndpoint(base, name string) (endpoint, error) {
-	switch {
-	case strings.HasPrefix(base, archivePrefix):
-		return endpoint{archive: filepath.Clean(strings.TrimPrefix(base, archivePrefix)), name: name}, nil
-	case strings.HasPrefix(base, target.LayoutPrefix):
-		return endpoint{dir: filepath.Clean(strings.TrimPrefix(base, target.LayoutPrefix)), name: name}, nil
-	}
-	ref, err := target.Parse(strings.TrimSuffix(base, "/") + "/" + name)
+// newEndpoint is the image name below base, a unit's source or target.
+func newEndpoint(base, name string) (endpoint, error) {
+	at, err := target.ParsePrefix(base)
 	if err != nil {
 		return endpoint{}, err
 	}
-	return endpoint{repo: ref}, nil
+	e := endpoint{at: at, name: name}
+	if !at.IsLocal() {
+		// The repository's own syntax, as every command reads it.
+		if _, err := target.Parse(at.Join(name).String()); err != nil {
+			return endpoint{}, err
+		}
+	}
+	return e, nil
 }
 
 func sourceEndpoint(u mirror.Unit, spec mirror.ImageSpec) (endpoint, error) {
-	e, err := parseEndpoint(u.Source, spec.Repository)
+	e, err := newEndpoint(u.Source, spec.Repository)
 	e.source = &u
 	return e, err
 }
@@ -92,94 +81,40 @@ func sourceEndpoint(u mirror.Unit, spec mirror.ImageSpec) (endpoint, error) {
 // the target, its last element for skopeo files, or with --scoped its full
 // source path.
 func targetEndpoint(u mirror.Unit, spec mirror.ImageSpec) (endpoint, error) {
-	return parseEndpoint(u.Target, u.DestinationName(spec.Repository))
+	return newEndpoint(u.Target, u.DestinationName(spec.Repository))
 }
 
 // listTags lists a source repository's tags: the registry's tag list, or
-// the NAME:TAG references of a layout.
+// the TAGs of the NAME:TAG names of a layout or archive.
 func (e endpoint) listTags(ctx context.Context, t *targets) ([]string, error) {
-	if !e.isLayout() {
-		repo, err := target.OpenRepository(e.repo, t.remoteFor(e))
-		if err != nil {
-			return nil, err
-		}
-		var tags []string
-		err = mirror.Tags(ctx, repo, func(ts []string) error { tags = append(tags, ts...); return nil })
-		return tags, err
-	}
-	if e.archive == "" {
-		return layoutTags(e.dir, e.name)
-	}
-	a, err := t.open(ctx, e, false)
+	src, err := t.source(ctx, e)
 	if err != nil {
 		return nil, err
 	}
-	var tags []string
-	err = mirror.Tags(ctx, a.(registry.TagLister), func(refs []string) error {
-		for _, ref := range refs {
-			if n, tag, ok := cutLast(ref, ":"); ok && n == e.name {
-				tags = append(tags, tag)
-			}
-		}
-		return nil
-	})
-	return tags, err
-}
-
-// layoutTags reads the tags of name from a layout's index.json.
-func layoutTags(dir, name string) ([]string, error) {
-	refs, err := layoutRefs(dir)
-	if err != nil {
-		return nil, err
+	lister, ok := src.(registry.TagLister)
+	if !ok {
+		return nil, fmt.Errorf("%s lists no tags", e.at)
 	}
-	var tags []string
-	for _, ref := range refs {
-		if n, tag, ok := cutLast(ref, ":"); ok && n == name && !slices.Contains(tags, tag) {
-			tags = append(tags, tag)
-		}
+	var names []string
+	err = mirror.Tags(ctx, lister, func(ts []string) error { names = append(names, ts...); return nil })
+	if err != nil || !e.at.IsLocal() {
+		return names, err
 	}
-	return tags, nil
-}
-
-// layoutRefs reads the reference names of a layout's index.json, in order.
-func layoutRefs(dir string) ([]string, error) {
-	data, err := os.ReadFile(filepath.Join(dir, "index.json"))
-	if err != nil {
-		return nil, err
-	}
-	var idx ocispec.Index
-	if err := json.Unmarshal(data, &idx); err != nil {
-		return nil, &target.LayoutError{Path: dir, File: "index.json", Err: fmt.Errorf("not a JSON image index: %w", err)}
-	}
-	var refs []string
-	for _, m := range idx.Manifests {
-		if ref := m.Annotations[ocispec.AnnotationRefName]; ref != "" && !slices.Contains(refs, ref) {
-			refs = append(refs, ref)
-		}
-	}
-	return refs, nil
-}
-
-func cutLast(s, sep string) (string, string, bool) {
-	i := strings.LastIndex(s, sep)
-	if i < 0 {
-		return s, "", false
-	}
-	return s[:i], s[i+len(sep):], true
+	return target.ImageTags(names, e.name), nil
 }
 
 // targets opens each registry repository, layout and archive once per run.
 type targets struct {
 	remote target.RemoteOptions
 
-	mu       sync.Mutex
-	stores   map[string]oras.Target     // layouts, by directory
-	archives map[string]*mirror.Archive // archives read
-	written  map[string]string          // archives to write: file -> staging layout
+	mu      sync.Mutex
+	sources map[string]oras.ReadOnlyGraphTarget // layouts and archives read, by reference
+	stores  map[string]*target.Layout           // layouts written, by directory
+	written map[string]string                   // archives to write: file -> staging layout
 }
 
 func newTargets(remote target.RemoteOptions) *targets {
-	return &targets{remote: remote, stores: map[string]oras.Target{}, archives: map[string]*mirror.Archive{}, written: map[string]string{}}
+	return &targets{remote: remote, sources: map[string]oras.ReadOnlyGraphTarget{}, stores: map[string]*target.Layout{}, written: map[string]string{}}
 }
 
 // remoteFor returns the registry options of an endpoint.
@@ -190,39 +125,65 @@ func (t *targets) remoteFor(e endpoint) target.RemoteOptions {
 	return t.remote
 }
 
-// open returns the oras target of an endpoint. An archive to write is
-// staged in the layout directory ARCHIVE.layout beside it, kept between
-// runs, so that the next export adds only the blobs that are missing; an
-// archive to read is read in place.
-func (t *targets) open(ctx context.Context, e endpoint, write bool) (oras.Target, error) {
-	if !e.isLayout() {
-		return target.OpenRepository(e.repo, t.remoteFor(e))
+// source returns the target to read an endpoint's images from. Layouts and
+// archives are opened read-only, once, with target.OpenSource, as every
+// command reads them.
+func (t *targets) source(ctx context.Context, e endpoint) (oras.ReadOnlyGraphTarget, error) {
+	if !e.at.IsLocal() {
+		return target.OpenRepository(e.at.Join(e.name), t.remoteFor(e))
+	}
+	return t.readLocal(ctx, e.at)
+}
+
+func (t *targets) readLocal(ctx context.Context, at target.Reference) (oras.ReadOnlyGraphTarget, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	key := at.String()
+	if s, ok := t.sources[key]; ok {
+		return s, nil
+	}
+	s, err := target.OpenSource(ctx, at, t.remote)
+	if err != nil {
+		return nil, err
+	}
+	t.sources[key] = s
+	return s, nil
+}
+
+// destination returns the target to write an endpoint's images to. An
+// archive is staged in the layout directory ARCHIVE.layout beside it,
+// kept between runs, so that the next export adds only the blobs that are
+// missing.
+//
+// A dry run creates nothing: it reads what the target holds (the staging
+// layout of an archive), and a layout or archive that does not exist yet
+// is an empty target, of which everything would be copied.
+func (t *targets) destination(ctx context.Context, e endpoint, dryRun bool) (oras.Target, error) {
+	if !e.at.IsLocal() {
+		return target.OpenRepository(e.at.Join(e.name), t.remoteFor(e))
+	}
+	dir := e.at.Path
+	if e.at.Kind == target.KindArchive {
+		dir = e.at.Path + ".layout"
+	}
+	if dryRun {
+		// A directory that is no layout yet, the real run makes one.
+		if _, err := os.Stat(filepath.Join(dir, ocispec.ImageLayoutFile)); errors.Is(err, fs.ErrNotExist) {
+			return readOnly{memory.New()}, nil
+		}
+		s, err := t.readLocal(ctx, target.Reference{Kind: target.KindLayout, Path: dir})
+		if err != nil {
+			return nil, err
+		}
+		return readOnly{s}, nil
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	dir := e.dir
-	if e.archive != "" {
-		if !write {
-			if a, ok := t.archives[e.archive]; ok {
-				return readOnly{a}, nil
-			}
-			a, err := mirror.OpenArchive(ctx, e.archive)
-			if err != nil {
-				return nil, err
-			}
-			t.archives[e.archive] = a
-			return readOnly{a}, nil
-		}
-		dir = e.archive + ".layout"
-		t.written[e.archive] = dir
+	if e.at.Kind == target.KindArchive {
+		t.written[e.at.Path] = dir
 	}
 	if s, ok := t.stores[dir]; ok {
 		return s, nil
-	}
-	if !write {
-		if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
-			return nil, fmt.Errorf("%s is not an OCI layout: %w", dir, err)
-		}
 	}
 	s, err := target.OpenLayout(ctx, dir)
 	if err != nil {
@@ -232,19 +193,18 @@ func (t *targets) open(ctx context.Context, e endpoint, write bool) (oras.Target
 	return s, nil
 }
 
-// readOnly makes a read-only archive an oras.Target for the copy engine,
-// which only reads from its source.
-type readOnly struct{ *mirror.Archive }
+// readOnly is the target of a dry run, which only looks at it.
+type readOnly struct{ oras.ReadOnlyTarget }
 
 func (readOnly) Push(context.Context, ocispec.Descriptor, io.Reader) error {
-	return errors.New("an archive being read is read-only")
+	return errors.New("a dry run writes nothing")
 }
 
 func (readOnly) Tag(context.Context, ocispec.Descriptor, string) error {
-	return errors.New("an archive being read is read-only")
+	return errors.New("a dry run writes nothing")
 }
 
-// close writes the archives this run exported to and closes those it read.
+// close writes the archives this run exported to and closes what it read.
 func (t *targets) close(ctx context.Context, status *option.Status) error {
 	var errs []error
 	for a, dir := range t.written {
@@ -254,14 +214,14 @@ func (t *targets) close(ctx context.Context, status *option.Status) error {
 		}
 		status.Printf("Wrote %s (its blobs stay in %s for the next export)", a, dir)
 	}
-	for _, a := range t.archives {
-		a.Close()
-	}
-	// Layouts opened for writing hold a lock that says so until closed.
-	for _, s := range t.stores {
+	for _, s := range t.sources {
 		if c, ok := s.(io.Closer); ok {
 			c.Close()
 		}
+	}
+	// Layouts opened for writing hold a lock that says so until closed.
+	for _, s := range t.stores {
+		s.Close()
 	}
 	return errors.Join(errs...)
 }
@@ -308,11 +268,11 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 		status.Printf("Failed %s: %s", it.src, rec.Error)
 		return rec
 	}
-	src, err := t.open(ctx, it.src, false)
+	src, err := t.source(ctx, it.src)
 	if err != nil {
 		return fail(err)
 	}
-	dst, err := t.open(ctx, it.dst, !opts.dryRun)
+	dst, err := t.destination(ctx, it.dst, opts.dryRun)
 	if err != nil {
 		return fail(err)
 	}
@@ -325,8 +285,9 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 		ChunkSize: opts.chunk,
 	}
 	var reg, repo string
-	if !it.dst.isLayout() {
-		reg, repo = it.dst.repo.Registry, it.dst.repo.Repository
+	if !it.dst.at.IsLocal() {
+		img := it.dst.image()
+		reg, repo = img.Registry, img.Repository
 		copts.MountCandidates = func(d digest.Digest) []string { return blobs.holders(reg, repo, d) }
 	}
 	copts.OnEvent = func(e mirror.Event) {
@@ -339,12 +300,12 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 			status.Printf("Resumed %s of %s at byte %d of %d", e.Descriptor.Digest, it.src, e.Offset, e.Descriptor.Size)
 		}
 	}
-	rep, err := mirror.CopyImage(ctx, src, it.src.ref(), dst, []string{it.dst.ref()}, copts)
+	rep, err := mirror.CopyImage(ctx, src, it.src.image().Reference, dst, []string{it.dst.image().Reference}, copts)
 	if err != nil {
 		return fail(err)
 	}
 	rec.Digest = rep.TargetDigest.String()
-	if note := target.DockerInLayout(rep.TargetMediaType); note != "" && it.dst.isLayout() {
+	if note := target.DockerInLayout(rep.TargetMediaType); note != "" && it.dst.at.IsLocal() {
 		status.Warnf("%s holds %s; mirror it to a registry, or read it with oras, crane or regctl", it.dst, note)
 	}
 	st := "copied"
@@ -354,9 +315,15 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 	case opts.dryRun:
 		st = "would-copy"
 	}
+	// The record's tags are tags, as push's are: "41" of a layout's
+	// "fedora:41".
+	var tagged []string
+	for _, t := range rep.Tags {
+		tagged = append(tagged, it.dst.at.WithReference(t).Tag())
+	}
 	rec.Push = &pipeline.Push{
 		Status: st, DryRun: opts.dryRun, Uploaded: rep.Copied, UploadedBytes: rep.CopiedBytes,
-		Mounted: rep.Mounted, Existing: rep.Existing, Tagged: rep.Tags,
+		Mounted: rep.Mounted, Existing: rep.Existing, Tagged: tagged,
 	}
 	if st == "copied" {
 		how := ""

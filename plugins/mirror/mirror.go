@@ -57,7 +57,13 @@ anchored allow/deny regexes, semver range or newest N, and the platforms to
 keep) or a skopeo sync YAML as it is (registry hosts with images,
 images-by-tag-regex, images-by-semver, credentials, tls-verify, cert-dir),
 whose destination is --to, named by basename or, with --scoped, by the full
-source path.
+source path. Given with this tool's YAML, --to is every unit's target, in
+place of the file's (a warning names each unit whose target it replaces).
+
+Images in an OCI layout or archive are named NAME:TAG in its index.json, as
+skopeo names them: oci:DIR:fedora:41 or oci-archive:FILE:fedora:41 is how
+every command of this tool (inspect, verify, push, promote), skopeo and
+podman read one back.
 
 What the target already has is found with HEAD requests only; blobs in
 another repository of the target registry are mounted; blobs stream without
@@ -84,7 +90,8 @@ Unlike push and promote, mirror is no dry run by default. It copies images
 that are published elsewhere, digests unchanged, as skopeo sync does, and
 mostly runs unattended (every --interval, on a --schedule, or in the
 CronJob of --print-cronjob), where a default dry run would copy nothing and
-say so only in a log. --dry-run prints the plan and writes nothing.`,
+say so only in a log. --dry-run prints the plan and creates nothing, not
+even a new oci:DIR or oci-archive:FILE.`,
 		Example: `  # Sync once, then every hour
   kubectl containerdisk mirror -f sync.yaml
   kubectl containerdisk mirror -f sync.yaml --interval 1h
@@ -125,7 +132,7 @@ say so only in a log. --dry-run prints the plan and writes nothing.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVarP(&opts.file, "file", "f", "", "configuration file: this tool's YAML or a skopeo sync YAML")
-	fs.StringVar(&opts.to, "to", "", "target for the units without one (a skopeo sync file's destination): registry prefix, oci:DIR or oci-archive:FILE")
+	fs.StringVar(&opts.to, "to", "", "target of every unit, in place of the one the configuration gives (warned about on stderr); a skopeo sync file's destination: registry prefix, oci:DIR or oci-archive:FILE")
 	fs.BoolVar(&opts.scoped, "scoped", false, "name images at the target by their full source path (host and repository), as skopeo sync --scoped")
 	option.AddDryRun(fs, &opts.dryRun, option.Syncs, "the plan (what would be copied, how many bytes, what is up to date)")
 	fs.IntVar(&opts.workers, "workers", 4, "images copied at once")
@@ -151,8 +158,9 @@ func runMirror(ctx context.Context, streams cli.Streams, opts *mirrorOptions) er
 		return cli.Usagef("-f: %w", err)
 	}
 	var cfg *mirror.Config
+	var overridden []mirror.TargetOverride
 	if opts.to != "" {
-		cfg, err = mirror.ParseConfigTarget(opts.file, data, opts.to, opts.scoped)
+		cfg, overridden, err = mirror.ParseConfigTarget(opts.file, data, opts.to, opts.scoped)
 	} else {
 		cfg, err = mirror.ParseConfig(opts.file, data)
 	}
@@ -161,6 +169,11 @@ func runMirror(ctx context.Context, streams cli.Streams, opts *mirrorOptions) er
 	}
 	if err != nil {
 		return cli.Usagef("%v", err)
+	}
+	// --to wins over the file; a target the file gave is not replaced
+	// silently. -q does not hide it: it may send images elsewhere.
+	for _, o := range overridden {
+		fmt.Fprintf(streams.ErrOut, "Warning: %s:%d: %s: --to %s replaces the unit's target %s\n", opts.file, o.Line, o.Key, opts.to, o.Was)
 	}
 	status := option.NewStatus(streams.ErrOut, opts.Quiet)
 	for _, w := range cfg.Warnings {

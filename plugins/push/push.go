@@ -67,8 +67,9 @@ checks and builds all its architectures in parallel and pushes the index to
 tags, <version> and, for the newest stable version, latest. What is up to
 date is left alone. A failing entry is reported and the others go on.
 
-Without --focus, SOURCE (a registry reference host[:port]/repo[:tag] or an
-OCI layout oci:DIR[:tag]) is copied to DESTINATION; without SOURCE, the JSON
+Without --focus, SOURCE (a registry reference host[:port]/repo[:tag], an
+OCI layout oci:DIR[:tag] or an OCI archive oci-archive:FILE[:tag], whose tag
+may be NAME:TAG as mirror names images there) is copied to DESTINATION; without SOURCE, the JSON
 lines of 'kubectl containerdisk build -o json' are read from stdin, one image
 each, and catalog releases among them go below --to as NAME:VERSION with
 their tags. Only what the destination lacks is sent: blobs that exist are
@@ -264,6 +265,10 @@ func pushOne(ctx context.Context, streams cli.Streams, opts *pushOptions, status
 	if err != nil {
 		return rec, err
 	}
+	if c, ok := src.(io.Closer); ok {
+		// An archive holds its file open.
+		defer c.Close()
+	}
 	if it.src.Reference == "" {
 		return rec, cli.Usagef("source %q has no tag or digest: expected SOURCE:TAG", it.src)
 	}
@@ -277,8 +282,10 @@ func pushOne(ctx context.Context, streams cli.Streams, opts *pushOptions, status
 
 	dst := dstRepo
 	moving := dst.Reference
-	if moving == "" && it.src.IsTag() {
-		moving = it.src.Reference
+	if moving == "" {
+		// The tag the source's tag stands for: "41" of a layout's
+		// "fedora:41", as mirror names images there.
+		moving = it.src.Tag()
 	}
 	var tags []string
 	if rec.Name != "" && rec.Version != "" {

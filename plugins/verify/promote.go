@@ -3,7 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
-	"path"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -150,11 +150,9 @@ func promoteOne(ctx context.Context, rec pipeline.Record, prefix target.Referenc
 	}
 	name := rec.Name
 	if name == "" {
-		if src.Kind == target.KindLayout {
-			name = path.Base(src.Path)
-		} else {
-			name = path.Base(src.Repository)
-		}
+		// The repository's last element: of a registry repository, of
+		// the NAME of a layout's NAME:TAG, or the directory's.
+		name = src.Name()
 		// A directory named "..", or "x y", is no name to write below
 		// --to.
 		if err := pipeline.ValidateName(name); err != nil {
@@ -163,7 +161,7 @@ func promoteOne(ctx context.Context, rec pipeline.Record, prefix target.Referenc
 	}
 	tags := rec.AllTags()
 	if len(tags) == 0 && src.IsTag() {
-		tags = []string{src.Reference}
+		tags = []string{src.Tag()}
 	}
 	if len(tags) == 0 {
 		return rec, fmt.Errorf("the record names no tag to promote under")
@@ -172,6 +170,10 @@ func promoteOne(ctx context.Context, rec pipeline.Record, prefix target.Referenc
 	source, err := target.OpenSource(ctx, src.WithReference(rec.Digest), opts.Remote.Options())
 	if err != nil {
 		return rec, err
+	}
+	if c, ok := source.(io.Closer); ok {
+		// An archive holds its file open.
+		defer c.Close()
 	}
 	// By digest: exactly what was verified, whatever the tag says now.
 	root, err := source.Resolve(ctx, rec.Digest)

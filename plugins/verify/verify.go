@@ -71,8 +71,9 @@ OCI layout, booted under QEMU (KVM when /dev/kvm is usable, else software
 emulation; amd64, and arm64 with UEFI) with a NoCloud seed, and passes when
 the user-data's marker appears on the serial console in time.
 
-IMAGEs are registry references (host/repo:tag or @digest) or OCI layouts
-(oci:DIR:tag). Without IMAGE, the JSON lines of 'kubectl containerdisk push
+IMAGEs are registry references (host/repo:tag or @digest), OCI layouts
+(oci:DIR:tag) or OCI archives (oci-archive:FILE:tag); in a layout or archive
+that mirror wrote, the tag is NAME:TAG (oci:DIR:fedora:42). Without IMAGE, the JSON lines of 'kubectl containerdisk push
 -o json' (or build -o json) are read from stdin: each image is verified by
 digest, with the default user, instancetype and preference its catalog entry
 records, and with -o json the lines go on to 'kubectl containerdisk promote'.
@@ -325,6 +326,10 @@ func imageArches(ctx context.Context, ref target.Reference, opts *verifyOptions)
 	if err != nil {
 		return nil, err
 	}
+	if c, ok := src.(io.Closer); ok {
+		// An archive holds its file open.
+		defer c.Close()
+	}
 	root, err := src.Resolve(ctx, ref.Reference)
 	if err != nil {
 		return nil, fmt.Errorf("resolving %s: %w", ref, err)
@@ -376,6 +381,9 @@ func verifyLocal(ctx context.Context, streams cli.Streams, opts *verifyOptions, 
 	src, err := target.OpenSource(ctx, s.ref, opts.Remote.Options())
 	if err != nil {
 		return fail(err)
+	}
+	if c, ok := src.(io.Closer); ok {
+		defer c.Close()
 	}
 	root, err := src.Resolve(ctx, s.ref.Reference)
 	if err != nil {
