@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/inputerr"
 )
 
 // Policy is the end-of-life rule of a distribution: which of the versions its
@@ -85,16 +86,16 @@ func (c *Catalog) Validate(sel Selection) error {
 		}
 		name, _, _ := strings.Cut(f, ":")
 		if !slices.ContainsFunc(names, func(n string) bool { ok, _ := path.Match(name, n); return ok }) {
-			return &UsageError{Input: f, What: "focus", Expected: "NAME:VERSION globs matching a catalog name, one of " + strings.Join(names, ", ")}
+			return &inputerr.Error{Input: f, What: "focus", Expected: "NAME:VERSION globs matching a catalog name, one of " + strings.Join(names, ", ")}
 		}
 	}
 	for name := range c.Mirrors {
 		if name != "*" && !slices.Contains(names, name) {
-			return &UsageError{Input: name, What: "mirror", Expected: "a catalog name (one of " + strings.Join(names, ", ") + ") or *"}
+			return &inputerr.Error{Input: name, What: "mirror", Expected: "a catalog name (one of " + strings.Join(names, ", ") + ") or *"}
 		}
 	}
 	if sel.Shards < 0 || (sel.Shards > 0 && (sel.Shard < 0 || sel.Shard >= sel.Shards)) {
-		return &UsageError{Input: fmt.Sprintf("%d/%d", sel.Shard, sel.Shards), What: "shard", Expected: "K/N with 0 <= K < N"}
+		return &inputerr.Error{Input: fmt.Sprintf("%d/%d", sel.Shard, sel.Shards), What: "shard", Expected: "K/N with 0 <= K < N"}
 	}
 	return nil
 }
@@ -103,24 +104,13 @@ func validGlob(f string) error {
 	name, version, _ := strings.Cut(f, ":")
 	for _, g := range []string{name, version} {
 		if _, err := path.Match(g, ""); err != nil {
-			return &UsageError{Input: f, What: "focus", Expected: "a glob such as fedora:* or ubuntu:24.04"}
+			return &inputerr.Error{Input: f, What: "focus", Expected: "a glob such as fedora:* or ubuntu:24.04"}
 		}
 	}
 	if name == "" {
-		return &UsageError{Input: f, What: "focus", Expected: "NAME or NAME:VERSION, e.g. fedora:* or ubuntu:24.04"}
+		return &inputerr.Error{Input: f, What: "focus", Expected: "NAME or NAME:VERSION, e.g. fedora:* or ubuntu:24.04"}
 	}
 	return nil
-}
-
-// UsageError reports a selection, mirror or catalog entry of the wrong form.
-type UsageError struct {
-	Input    string
-	What     string
-	Expected string
-}
-
-func (e *UsageError) Error() string {
-	return fmt.Sprintf("%s %q: expected %s", e.What, e.Input, e.Expected)
 }
 
 // ParseShard parses "K/N".
@@ -129,7 +119,7 @@ func ParseShard(s string) (k, n int, err error) {
 	k, err1 := strconv.Atoi(a)
 	n, err2 := strconv.Atoi(b)
 	if !ok || err1 != nil || err2 != nil || n < 1 || k < 0 || k >= n {
-		return 0, 0, &UsageError{Input: s, What: "shard", Expected: "K/N with 0 <= K < N, e.g. 0/4 (an Indexed Job's $JOB_COMPLETION_INDEX/N)"}
+		return 0, 0, &inputerr.Error{Input: s, What: "shard", Expected: "K/N with 0 <= K < N, e.g. 0/4 (an Indexed Job's $JOB_COMPLETION_INDEX/N)"}
 	}
 	return k, n, nil
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/inputerr"
 )
 
 // listDistro is a distribution whose upstream is a fixed list, for testing
@@ -173,9 +175,8 @@ func TestValidate(t *testing.T) {
 		{Focus: []string{":41"}},
 		{Shard: 4, Shards: 4},
 	} {
-		var ue *UsageError
-		if err := cat.Validate(sel); !errors.As(err, &ue) {
-			t.Errorf("Validate(%+v) = %v, want a UsageError", sel, err)
+		if err := cat.Validate(sel); !inputerr.Is(err) {
+			t.Errorf("Validate(%+v) = %v, want an input error", sel, err)
 		}
 	}
 	cat.Mirrors = map[string]string{"fedroa": "https://x"}

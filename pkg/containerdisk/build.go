@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/inputerr"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -208,7 +209,7 @@ func newLayers(disks []Disk, opts Options) (*Layers, error) {
 		opts.Compression = CompressionGzip
 	}
 	if opts.Format == FormatDocker && opts.Compression == CompressionZstd {
-		return nil, &UsageError{Input: "zstd", What: "compression for --format docker", Expected: "gzip or none (Docker schema2 has no zstd layers; use --format oci)"}
+		return nil, &inputerr.Error{Input: "zstd", What: "unknown compression for --format docker", Expected: "gzip or none (Docker schema2 has no zstd layers; use --format oci)"}
 	}
 	if len(disks) == 0 {
 		return nil, errors.New("no disk given: expected at least one disk file")
@@ -300,7 +301,7 @@ func prepare(disks []Disk) ([]Disk, []disk.Info, error) {
 			d.Name = filepath.Base(d.Path)
 		}
 		if !diskNameRE.MatchString(d.Name) {
-			return nil, nil, &UsageError{Input: d.Name, What: "disk file name", Expected: "a plain file name of letters, digits, '.', '_', '+' or '-'"}
+			return nil, nil, &inputerr.Error{Input: d.Name, What: "unknown disk file name", Expected: "a plain file name of letters, digits, '.', '_', '+' or '-'"}
 		}
 		out[i] = d
 	}

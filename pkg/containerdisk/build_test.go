@@ -25,6 +25,7 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/internal/testdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/inputerr"
 )
 
 // disks makes an amd64 qcow2 and an arm64 raw disk once for the package.
@@ -257,11 +258,11 @@ func TestBuildRefusesBadInputBeforeWriting(t *testing.T) {
 		{"truncated", []containerdisk.Disk{{Architecture: "amd64", Path: truncated}}, containerdisk.Options{},
 			func(err error) bool { return errors.Is(err, disk.ErrTruncated) }},
 		{"unknown arch", []containerdisk.Disk{{Architecture: "riscv64", Path: amd64}}, containerdisk.Options{},
-			func(err error) bool { var u *containerdisk.UsageError; return errors.As(err, &u) }},
+			inputerr.Is},
 		{"two disks for one arch", []containerdisk.Disk{{Architecture: "amd64", Path: amd64}, {Architecture: "x86_64", Path: arm64}}, containerdisk.Options{},
 			func(err error) bool { return err != nil }},
 		{"docker and zstd", []containerdisk.Disk{{Architecture: "amd64", Path: amd64}}, containerdisk.Options{Format: containerdisk.FormatDocker, Compression: containerdisk.CompressionZstd},
-			func(err error) bool { var u *containerdisk.UsageError; return errors.As(err, &u) }},
+			inputerr.Is},
 		// The good amd64 disk is made first: the bad checksum of arm64 must
 		// still leave the target untouched.
 		{"checksum mismatch", []containerdisk.Disk{{Architecture: "amd64", Path: amd64}, {Architecture: "arm64", Path: arm64, Checksum: wrongSum}}, containerdisk.Options{},

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/inputerr"
 )
 
 // Media types of the two manifest formats the builder writes.
@@ -69,20 +71,9 @@ func NormalizeArch(arch string) (string, error) {
 		a = alias
 	}
 	if !slices.Contains(Architectures, a) {
-		return "", &UsageError{Input: arch, What: "architecture", Expected: "one of " + strings.Join(Architectures, ", ") + " (x86_64 and aarch64 are accepted too)"}
+		return "", &inputerr.Error{Input: arch, What: "unknown architecture", Expected: "one of " + strings.Join(Architectures, ", ") + " (x86_64 and aarch64 are accepted too)"}
 	}
 	return a, nil
-}
-
-// UsageError reports an option or input that has the wrong form.
-type UsageError struct {
-	Input    string
-	What     string
-	Expected string
-}
-
-func (e *UsageError) Error() string {
-	return fmt.Sprintf("unknown %s %q: expected %s", e.What, e.Input, e.Expected)
 }
 
 // ParseFormat parses a manifest format name.
@@ -91,7 +82,7 @@ func ParseFormat(s string) (Format, error) {
 	case FormatOCI, FormatDocker:
 		return f, nil
 	}
-	return "", &UsageError{Input: s, What: "format", Expected: "oci or docker"}
+	return "", &inputerr.Error{Input: s, What: "unknown format", Expected: "oci or docker"}
 }
 
 // ParseCompression parses a layer compression name.
@@ -100,7 +91,7 @@ func ParseCompression(s string) (Compression, error) {
 	case CompressionGzip, CompressionZstd, CompressionNone:
 		return c, nil
 	}
-	return "", &UsageError{Input: s, What: "compression", Expected: "gzip, zstd or none"}
+	return "", &inputerr.Error{Input: s, What: "unknown compression", Expected: "gzip, zstd or none"}
 }
 
 // Checksum is a checksum of the upstream disk file with its algorithm.
@@ -126,10 +117,10 @@ func ParseChecksum(s string) (Checksum, error) {
 	c := Checksum{Algorithm: strings.ToLower(alg), Hex: strings.ToLower(hex)}
 	want, known := hexLengths[c.Algorithm]
 	if !ok || !known {
-		return Checksum{}, &UsageError{Input: s, What: "checksum", Expected: "ALGORITHM:HEX with algorithm sha256 or sha512"}
+		return Checksum{}, &inputerr.Error{Input: s, What: "unknown checksum", Expected: "ALGORITHM:HEX with algorithm sha256 or sha512"}
 	}
 	if len(c.Hex) != want || strings.Trim(c.Hex, "0123456789abcdef") != "" {
-		return Checksum{}, &UsageError{Input: s, What: "checksum", Expected: fmt.Sprintf("%d hex digits after %q", want, c.Algorithm+":")}
+		return Checksum{}, &inputerr.Error{Input: s, What: "unknown checksum", Expected: fmt.Sprintf("%d hex digits after %q", want, c.Algorithm+":")}
 	}
 	return c, nil
 }

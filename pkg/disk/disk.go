@@ -107,6 +107,9 @@ func (e *InvalidDiskError) Error() string {
 	return b.String()
 }
 
+// InputError marks the error as the input's, so that a command exits 2.
+func (e *InvalidDiskError) InputError() bool { return true }
+
 // Unwrap returns the sentinel that classifies the error.
 func (e *InvalidDiskError) Unwrap() error { return e.Err }
 

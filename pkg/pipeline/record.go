@@ -226,5 +226,8 @@ func (e *DecodeError) Error() string {
 	return fmt.Sprintf("stdin line %d: not a JSON record (%v): %q; expected the JSON lines that 'kubectl containerdisk build -o json' prints", e.Line, e.Err, text)
 }
 
+// InputError marks the error as the input's, so that a command exits 2.
+func (e *DecodeError) InputError() bool { return true }
+
 // Unwrap returns the underlying error.
 func (e *DecodeError) Unwrap() error { return e.Err }

@@ -60,6 +60,9 @@ func (e *FieldError) Error() string {
 	return fmt.Sprintf("%s%q is %s: expected %s", where, e.Field, Quote(e.Value), e.Expected)
 }
 
+// InputError marks the error as the input's, so that a command exits 2.
+func (e *FieldError) InputError() bool { return true }
+
 // Quote returns s quoted as Go quotes strings, control characters and
 // invalid UTF-8 escaped, cut after 80 characters: what the user gave,
 // shown so that it cannot rewrite the terminal.

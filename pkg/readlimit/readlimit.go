@@ -49,6 +49,9 @@ func (e *LimitError) Error() string {
 	return fmt.Sprintf("%s: more than %d %s, the limit for %s; expected a smaller file (split it, or check the path)", e.Path, e.Limit, e.Unit, e.What)
 }
 
+// InputError marks the error as the input's, so that a command exits 2.
+func (e *LimitError) InputError() bool { return true }
+
 const unitBytes = "bytes"
 
 // Size formats a byte count as the limits are written: 4 MiB, 64 KiB.

@@ -70,6 +70,9 @@ func (e *LayoutError) Error() string {
 	return fmt.Sprintf("malformed %s %s: %s%v; expected %s", kind, e.Path, file, e.Err, expected)
 }
 
+// InputError marks the error as the input's, so that a command exits 2.
+func (e *LayoutError) InputError() bool { return true }
+
 // Unwrap returns what is wrong.
 func (e *LayoutError) Unwrap() error { return e.Err }
 

@@ -99,6 +99,9 @@ func (e *InvalidReferenceError) Error() string {
 	return fmt.Sprintf("invalid reference %q: %s; expected %s", r.Input, r.Reason, ExpectedReference)
 }
 
+// InputError marks the error as the input's, so that a command exits 2.
+func (e *InvalidReferenceError) InputError() bool { return true }
+
 // ExpectedReference says what a reference looks like, for error messages.
 const ExpectedReference = `a registry reference like "registry.example.com/containerdisks/fedora:41", an OCI layout like "oci:./layout:41" or an OCI archive like "oci-archive:cd.tar:fedora:41"`
 

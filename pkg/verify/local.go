@@ -23,6 +23,7 @@ import (
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/inputerr"
 )
 
 // Defaults of a local boot.
@@ -189,7 +190,7 @@ func BootLocal(ctx context.Context, opts LocalOptions) (LocalResult, error) {
 		return LocalResult{}, err
 	}
 	if arch != "amd64" && arch != "arm64" {
-		return LocalResult{}, &containerdisk.UsageError{Input: arch, What: "architecture for a local boot", Expected: "amd64 or arm64"}
+		return LocalResult{}, &inputerr.Error{Input: arch, What: "unknown architecture for a local boot", Expected: "amd64 or arm64"}
 	}
 	// The checks of build, before anything starts: QEMU opens the backing
 	// and data files a qcow2 names, which must not reach this host's files.

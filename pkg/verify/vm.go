@@ -19,7 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	kubevirtv1 "kubevirt.io/api/core/v1"
 
-	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/inputerr"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/backoff"
 )
 
@@ -134,7 +134,7 @@ func NewVirtualMachine(s VMSpec) (*kubevirtv1.VirtualMachine, error) {
 		}
 		memory, err := resource.ParseQuantity(s.Memory)
 		if err != nil || memory.Sign() <= 0 {
-			return nil, &containerdisk.UsageError{Input: s.Memory, What: "memory size", Expected: "a positive quantity such as 2Gi or 1536Mi"}
+			return nil, &inputerr.Error{Input: s.Memory, What: "unknown memory size", Expected: "a positive quantity such as 2Gi or 1536Mi"}
 		}
 		spec.Domain.Memory = &kubevirtv1.Memory{Guest: &memory}
 	}

@@ -16,12 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
-	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/inputerr"
 )
 
 // Exit codes shared by every subcommand.
@@ -61,17 +56,10 @@ func (s Streams) InIsTerminal() bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// UsageError marks an error in the command line or the input.
-type UsageError struct{ Err error }
-
-func (e *UsageError) Error() string { return e.Err.Error() }
-
-// Unwrap returns the underlying error.
-func (e *UsageError) Unwrap() error { return e.Err }
-
-// Usagef returns a UsageError with a formatted message.
+// Usagef returns an error in the command line or the input (exit code 2):
+// an *inputerr.Error with a formatted message.
 func Usagef(format string, args ...any) error {
-	return &UsageError{Err: fmt.Errorf(format, args...)}
+	return inputerr.Errorf(format, args...)
 }
 
 // PartialError reports that some items failed while the others were done.
@@ -85,27 +73,15 @@ func (e *PartialError) Error() string {
 	return fmt.Sprintf("%d of %d items failed:\n  %s", len(e.Failed), e.Total, strings.Join(e.Failed, "\n  "))
 }
 
-// ExitCode maps an error to the exit code the commands document.
+// ExitCode maps an error to the exit code the commands document: 2 for an
+// error of the input (inputerr.Is: *inputerr.Error or any error marked by an
+// InputError method, such as an invalid reference or a record that does not
+// decode), 1 for any other.
 func ExitCode(err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	var (
-		usage *UsageError
-		inv   *disk.InvalidDiskError
-		ref   *target.InvalidReferenceError
-		cdu   *containerdisk.UsageError
-		dec   *pipeline.DecodeError
-		rdec  *pipeline.ReleaseDecodeError
-		field *pipeline.FieldError
-		cat   *catalog.UsageError
-		limit *readlimit.LimitError
-		lay   *target.LayoutError
-	)
 	switch {
-	case errors.As(err, &usage), errors.As(err, &inv), errors.As(err, &ref),
-		errors.As(err, &cdu), errors.As(err, &dec), errors.As(err, &rdec), errors.As(err, &field), errors.As(err, &cat),
-		errors.As(err, &limit), errors.As(err, &lay):
+	case err == nil:
+		return ExitOK
+	case inputerr.Is(err):
 		return ExitUsage
 	}
 	return ExitFailed
@@ -137,7 +113,7 @@ func Prepare(cmd *cobra.Command, name string, streams Streams) {
 	cmd.SetOut(streams.Out)
 	cmd.SetErr(streams.ErrOut)
 	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &UsageError{Err: fmt.Errorf("%w\nRun '%s --help' for usage", err, c.CommandPath())}
+		return Usagef("%w\nRun '%s --help' for usage", err, c.CommandPath())
 	})
 }
 
@@ -172,21 +148,21 @@ func Run(ctx context.Context, streams Streams, name string, args []string, newCm
 	return ExitCode(err)
 }
 
-// ExactArgs is cobra.ExactArgs returning a UsageError.
+// ExactArgs is cobra.ExactArgs returning a usage error.
 func ExactArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return &UsageError{Err: fmt.Errorf("%w\nRun '%s --help' for usage", err, cmd.CommandPath())}
+			return Usagef("%w\nRun '%s --help' for usage", err, cmd.CommandPath())
 		}
 		return nil
 	}
 }
 
-// RangeArgs is cobra.RangeArgs returning a UsageError.
+// RangeArgs is cobra.RangeArgs returning a usage error.
 func RangeArgs(min, max int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if err := cobra.RangeArgs(min, max)(cmd, args); err != nil {
-			return &UsageError{Err: fmt.Errorf("%w\nRun '%s --help' for usage", err, cmd.CommandPath())}
+			return Usagef("%w\nRun '%s --help' for usage", err, cmd.CommandPath())
 		}
 		return nil
 	}

@@ -3,7 +3,6 @@
 package option
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,7 +45,7 @@ func (o *Remote) Parse(cmd *cobra.Command) error {
 	}
 	if o.CAFile != "" {
 		if _, err := target.LoadCAFile(cmd.Context(), o.CAFile); err != nil {
-			return &cli.UsageError{Err: fmt.Errorf("--ca-file: %w", err)}
+			return cli.Usagef("--ca-file: %w", err)
 		}
 	}
 	return nil
