@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"text/template"
 
@@ -80,7 +79,7 @@ func Images(rels []catalog.Release) []Image {
 		}
 		if !ok {
 			for _, r := range rs {
-				if r.Stable && (!ok || compareVersions(r.Version, version) > 0) {
+				if r.Stable && (!ok || catalog.CompareVersions(r.Version, version) > 0) {
 					version, ok = r.Version, true
 				}
 			}
@@ -112,26 +111,6 @@ func archIndex(a string) int {
 		return i
 	}
 	return len(Architectures)
-}
-
-// compareVersions compares dotted versions numerically where both parts are
-// numbers, as strings otherwise.
-func compareVersions(a, b string) int {
-	as, bs := strings.Split(a, "."), strings.Split(b, ".")
-	for i := 0; i < len(as) && i < len(bs); i++ {
-		x, errx := strconv.Atoi(as[i])
-		y, erry := strconv.Atoi(bs[i])
-		if errx == nil && erry == nil {
-			if x != y {
-				return x - y
-			}
-			continue
-		}
-		if c := strings.Compare(as[i], bs[i]); c != 0 {
-			return c
-		}
-	}
-	return len(as) - len(bs)
 }
 
 // Generate renders a page for every image of rels and the index, sorted by

@@ -25,6 +25,10 @@ func TestImagesPicksNewestStableVersion(t *testing.T) {
 	}{
 		{"latest marked", []catalog.Release{rel("f", "42", "arm64", true, true), rel("f", "42", "amd64", true, true), rel("f", "41", "amd64", true, false)}, "42", "amd64,arm64"},
 		{"not the last written", []catalog.Release{rel("f", "10", "amd64", true, false), rel("f", "9", "amd64", true, false)}, "10", "amd64"},
+		// The order is the catalog's (catalog.CompareVersions), which picks
+		// latest the same way: numbers count inside words too.
+		{"numbers inside words", []catalog.Release{rel("c", "9.9-stream", "amd64", true, false), rel("c", "9.10-stream", "amd64", true, false)}, "9.10-stream", "amd64"},
+		{"a long build number", []catalog.Release{rel("t", "20241203123456789012", "amd64", true, false), rel("t", "9", "amd64", true, false)}, "20241203123456789012", "amd64"},
 		{"betas are skipped", []catalog.Release{rel("f", "43", "amd64", false, false), rel("f", "42", "s390x", true, false)}, "42", "s390x"},
 	}
 	for _, tt := range tests {
