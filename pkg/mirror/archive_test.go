@@ -749,7 +749,7 @@ var specVersion = specs.Versioned{SchemaVersion: 2}
 func TestArchiveSkopeo(t *testing.T) {
 	skopeo, err := exec.LookPath("skopeo")
 	if err != nil {
-		t.Skip("skopeo is not installed")
+		t.Fatalf("skopeo: %v; install it (apt-get install skopeo): this test checks that skopeo reads the archives", err)
 	}
 	a := newAirGap(t)
 	// Both a repository-and-tag name and a bare tag.
