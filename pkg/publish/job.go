@@ -177,7 +177,8 @@ func (j *Job) group(ctx context.Context, g catalog.Group) Outcome {
 	if j.Force && published.UpToDate(g) {
 		changes = "forced"
 	}
-	tags := Tags(g, j.Now)
+	policy := GroupPolicy(g, j.Now)
+	tags := policy.Tags()
 	if j.DryRun {
 		j.emit(Event{Kind: EventWouldPush, Group: g, Ref: ref, Changes: changes, Tags: tags})
 		rec.Tags = tags
@@ -197,7 +198,7 @@ func (j *Job) group(ctx context.Context, g catalog.Group) Outcome {
 	// ones last.
 	rep, err := transfer.Push(ctx, dst, res.Root, dst, transfer.Options{
 		Tags:   tags,
-		Unique: Unique(g, tags),
+		Unique: policy.UniqueTags(),
 		OnEvent: func(e transfer.Event) {
 			if e.Action == transfer.ActionKept {
 				j.emit(Event{Kind: EventKept, Group: g, Ref: ref, Transfer: e})
