@@ -15,6 +15,7 @@ import (
 	"oras.land/oras-go/v2"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/transfer"
@@ -186,11 +187,7 @@ func (j *Job) group(ctx context.Context, g catalog.Group) Outcome {
 		return Outcome{Status: StatusWouldPush, Record: rec, Changes: changes}
 	}
 	j.emit(Event{Kind: EventBuilding, Group: g, Ref: ref, Changes: changes})
-	dst, err := j.open(ctx, ref)
-	if err != nil {
-		return fail(err)
-	}
-	res, err := j.Builder.Build(ctx, g, dst)
+	dst, res, err := j.buildInto(ctx, g, ref)
 	if err != nil {
 		return fail(err)
 	}
@@ -210,22 +207,15 @@ func (j *Job) group(ctx context.Context, g catalog.Group) Outcome {
 	}
 	tags = slices.DeleteFunc(tags, func(t string) bool { return slices.Contains(rep.Kept, t) })
 	j.emit(Event{Kind: EventDone, Group: g, Ref: ref, Root: res.Root, Tags: tags, Changes: changes})
-	rec.Digest = res.Root.Digest.String()
-	rec.MediaType = res.Root.MediaType
-	rec.Size = res.Root.Size
+	describe(&rec, res)
 	rec.Tags = tags
 	rec.Push = &pipeline.Push{Status: StatusPushed, Tagged: rep.Tagged, Unchanged: rep.Unchanged, Kept: rep.Kept}
-	rec.Images = pipeline.Images(res)
 	return Outcome{Status: StatusPushed, Record: rec, Changes: changes}
 }
 
 // build builds g into ref and tags it with its version only.
 func (j *Job) build(ctx context.Context, g catalog.Group, ref target.Reference, rec pipeline.Record, fail func(error) Outcome) Outcome {
-	dst, err := j.open(ctx, ref)
-	if err != nil {
-		return fail(err)
-	}
-	res, err := j.Builder.Build(ctx, g, dst)
+	dst, res, err := j.buildInto(ctx, g, ref)
 	if err != nil {
 		return fail(err)
 	}
@@ -233,13 +223,31 @@ func (j *Job) build(ctx context.Context, g catalog.Group, ref target.Reference, 
 		return fail(fmt.Errorf("tagging %s as %q: %w", res.Root.Digest, ref.Reference, err))
 	}
 	j.emit(Event{Kind: EventDone, Group: g, Ref: ref, Root: res.Root, Tags: []string{ref.Reference}})
+	describe(&rec, res)
 	rec.Reference = target.AbsLayoutPath(ref).String()
+	rec.Metadata = &g.Releases[0].Metadata
+	return Outcome{Status: StatusBuilt, Record: rec}
+}
+
+// buildInto builds g, untagged, into ref's repository.
+func (j *Job) buildInto(ctx context.Context, g catalog.Group, ref target.Reference) (oras.GraphTarget, containerdisk.Result, error) {
+	dst, err := j.open(ctx, ref)
+	if err != nil {
+		return nil, containerdisk.Result{}, err
+	}
+	res, err := j.Builder.Build(ctx, g, dst)
+	if err != nil {
+		return nil, res, err
+	}
+	return dst, res, nil
+}
+
+// describe records the tagged image res in rec.
+func describe(rec *pipeline.Record, res containerdisk.Result) {
 	rec.Digest = res.Root.Digest.String()
 	rec.MediaType = res.Root.MediaType
 	rec.Size = res.Root.Size
-	rec.Metadata = &g.Releases[0].Metadata
 	rec.Images = pipeline.Images(res)
-	return Outcome{Status: StatusBuilt, Record: rec}
 }
 
 // published reads what ref holds, without creating anything: a layout
