@@ -3,7 +3,8 @@
 // checksum, packs them into one image index, tells whether a registry
 // already has that release (from the checksums recorded in the image
 // configs, never by pulling layers), and names the tags it is published
-// under.
+// under (Policy). Job is the whole catalog job that push --focus and build
+// run: compare, build what changed, tag last.
 package publish
 
 import (
