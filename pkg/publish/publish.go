@@ -3,7 +3,8 @@
 // checksum, packs them into one image index, tells whether a registry
 // already has that release (from the checksums recorded in the image
 // configs, never by pulling layers), and names the tags it is published
-// under.
+// under (Policy). Job is the whole catalog job that push --focus and build
+// run: compare, build what changed, tag last.
 package publish
 
 import (
@@ -126,36 +127,80 @@ func DiskName(r catalog.Release) string {
 	return name
 }
 
-// Tags returns the tags a group is published under, in the order they are
-// written: "<version>-<YYMMDDhhmm>" (UTC) from now, then the unique tags
-// every architecture shares (an architecture with another build would make
-// them a lie), then the moving version tag, then "latest" when the group
-// is its name's latest version.
-func Tags(g catalog.Group, now time.Time) []string {
-	tags := []string{g.Version + "-" + now.UTC().Format("0601021504")}
-	for _, t := range UniqueTags(g) {
-		if !slices.Contains(tags, t) {
-			tags = append(tags, t)
+// Policy is the one tag policy of a published image: the tags it is
+// written under, in order (the unique ones first, the moving ones last, so
+// that a moving tag names the image only once everything else does), and
+// which of them are unique: those pin one image and are never moved to
+// another.
+type Policy struct {
+	// Version is the moving version tag ("42"); none when empty.
+	Version string
+	// Stamp, when not zero, adds the unique "<Version>-<YYMMDDhhmm>"
+	// (UTC) first.
+	Stamp time.Time
+	// Unique are the build's own tags (Fedora's "42-1.14"); one that is
+	// Version or "latest" moves.
+	Unique []string
+	// Moving are further moving tags, written before Version.
+	Moving []string
+	// Latest adds "latest" last.
+	Latest bool
+}
+
+// Tags returns the tags to write, in order, each once.
+func (p Policy) Tags() []string {
+	var tags []string
+	add := func(ts ...string) {
+		for _, t := range ts {
+			if !slices.Contains(tags, t) {
+				tags = append(tags, t)
+			}
 		}
 	}
-	tags = append(tags, g.Version)
-	if g.Latest() {
-		tags = append(tags, "latest")
+	if !p.Stamp.IsZero() {
+		add(p.stamp())
+	}
+	add(p.Unique...)
+	add(p.Moving...)
+	if p.Version != "" {
+		add(p.Version)
+	}
+	if p.Latest {
+		add("latest")
 	}
 	return tags
 }
 
-// Unique returns those of tags that pin one image, and so must never be
-// moved to another: every tag but the moving ones, the version and
-// "latest".
-func Unique(g catalog.Group, tags []string) []string {
+// UniqueTags returns those of Tags that must never be moved to another
+// image: the timestamped tag and the build's own tags.
+func (p Policy) UniqueTags() []string {
 	var out []string
-	for _, t := range tags {
-		if t != g.Version && t != "latest" {
+	if !p.Stamp.IsZero() {
+		out = append(out, p.stamp())
+	}
+	for _, t := range p.Unique {
+		if t != p.Version && t != "latest" && !slices.Contains(out, t) {
 			out = append(out, t)
 		}
 	}
 	return out
+}
+
+func (p Policy) stamp() string { return p.Version + "-" + p.Stamp.UTC().Format("0601021504") }
+
+// GroupPolicy is the policy a catalog group is published under at now:
+// "<version>-<YYMMDDhhmm>", then the unique tags every architecture
+// shares (an architecture with another build would make them a lie), then
+// the moving version tag, then "latest" when the group is its name's
+// latest version.
+func GroupPolicy(g catalog.Group, now time.Time) Policy {
+	return Policy{Version: g.Version, Stamp: now, Unique: UniqueTags(g), Latest: g.Latest()}
+}
+
+// Tags returns the tags a group is published under at now, in the order
+// they are written (see GroupPolicy).
+func Tags(g catalog.Group, now time.Time) []string {
+	return GroupPolicy(g, now).Tags()
 }
 
 // UniqueTags returns the unique tags every release of the group has.

@@ -142,3 +142,30 @@ func TestReadPublished(t *testing.T) {
 		t.Errorf("checksum from shasum = %v", c)
 	}
 }
+
+// One policy names the tags of push --focus and of a pushed record: the
+// unique ones first, the moving ones last, each once, and only the
+// timestamped and build tags unique.
+func TestPolicy(t *testing.T) {
+	now := time.Date(2026, 12, 3, 13, 27, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name         string
+		p            Policy
+		tags, unique []string
+	}{
+		{"catalog release", Policy{Version: "42", Stamp: now, Unique: []string{"42-1.1"}, Latest: true},
+			[]string{"42-2612031327", "42-1.1", "42", "latest"}, []string{"42-2612031327", "42-1.1"}},
+		{"with --tag", Policy{Version: "42", Stamp: now, Unique: []string{"42-1.1"}, Moving: []string{"stable"}},
+			[]string{"42-2612031327", "42-1.1", "stable", "42"}, []string{"42-2612031327", "42-1.1"}},
+		{"a build tag that is the version moves", Policy{Version: "42", Unique: []string{"42", "latest", "x", "x"}},
+			[]string{"42", "latest", "x"}, []string{"x"}},
+		{"no version", Policy{Unique: []string{"a"}, Moving: []string{"b"}}, []string{"a", "b"}, []string{"a"}},
+	} {
+		if got := tt.p.Tags(); !slices.Equal(got, tt.tags) {
+			t.Errorf("%s: Tags = %q, want %q", tt.name, got, tt.tags)
+		}
+		if got := tt.p.UniqueTags(); !slices.Equal(got, tt.unique) {
+			t.Errorf("%s: UniqueTags = %q, want %q", tt.name, got, tt.unique)
+		}
+	}
+}

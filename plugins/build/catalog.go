@@ -53,27 +53,35 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 	if err != nil {
 		return err
 	}
-	b := &publish.Builder{
-		Client:   client,
-		CacheDir: opts.cacheDir,
-		Options:  imageOpts,
-		Progress: option.DownloadProgress(status, streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet),
+	job := &publish.Job{
+		Builder: &publish.Builder{
+			Client:   client,
+			CacheDir: opts.cacheDir,
+			Options:  imageOpts,
+			Progress: option.DownloadProgress(status, streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet),
+		},
+		Prefix:  prefix,
+		Remote:  opts.Remote.Options(),
+		Workers: opts.workers,
+		OnEvent: func(e publish.Event) {
+			switch e.Kind {
+			case publish.EventDone:
+				status.Printf("Built %s", e.Ref)
+				warnDockerInLayout(status, e.Ref, e.Root)
+			case publish.EventFailed:
+				status.Printf("Failed %s: %v", pipeline.Show(e.Group.Key()), e.Err)
+			}
+		},
 	}
-	targets := option.NewTargets(opts.Remote.Options())
 	groups := catalog.GroupReleases(rels)
-	records := make([]pipeline.Record, len(groups))
-	shown := make([]string, len(groups))
-	option.Parallel(ctx, len(groups), opts.workers, func(i int) {
-		g := groups[i]
-		records[i] = buildGroup(ctx, b, g, prefix, targets, status)
-		shown[i] = prefix.Join(g.Name).WithReference(g.Version).String()
-	})
+	outcomes := job.Run(ctx, groups)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	var failed []string
 	enc := pipeline.NewEncoder(streams.Out)
-	for i, rec := range records {
+	for _, o := range outcomes {
+		rec := o.Record
 		if rec.Error != "" {
 			failed = append(failed, pipeline.Show(rec.Name+":"+rec.Version)+": "+rec.Error)
 		}
@@ -82,49 +90,14 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 				return err
 			}
 		} else if rec.Error == "" {
-			fmt.Fprintf(streams.Out, "%s %s\n", shown[i], rec.Digest)
+			fmt.Fprintf(streams.Out, "%s %s\n", prefix.Join(rec.Name).WithReference(rec.Version), rec.Digest)
 		}
 	}
 	if len(failed) > 0 {
-		return &cli.PartialError{Failed: failed, Total: len(records)}
+		return &cli.PartialError{Failed: failed, Total: len(outcomes)}
 	}
-	if len(records) == 0 {
+	if len(outcomes) == 0 {
 		status.Printf("nothing to build: no release was selected")
 	}
 	return nil
-}
-
-func buildGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix target.Reference, targets *option.Targets, status *option.Status) pipeline.Record {
-	ref := prefix.Join(g.Name).WithReference(g.Version)
-	rec := pipeline.Record{Name: g.Name, Version: g.Version, Tags: publish.UniqueTags(g), Latest: g.Latest()}
-	fail := func(err error) pipeline.Record {
-		rec.Error = err.Error()
-		status.Printf("Failed %s: %v", pipeline.Show(g.Key()), err)
-		return rec
-	}
-	// Nothing is opened, so nothing created, for a release that cannot
-	// be built or whose name would not stay below the target.
-	if err := g.Err(); err != nil {
-		return fail(err)
-	}
-	if err := pipeline.ValidateGroup(g); err != nil {
-		return fail(err)
-	}
-	dst, err := targets.Open(ctx, ref)
-	if err != nil {
-		return fail(err)
-	}
-	res, err := b.Build(ctx, g, dst)
-	if err != nil {
-		return fail(err)
-	}
-	if err := dst.Tag(ctx, res.Root, ref.Reference); err != nil {
-		return fail(fmt.Errorf("tagging %s as %q: %w", res.Root.Digest, ref.Reference, err))
-	}
-	status.Printf("Built %s", ref)
-	warnDockerInLayout(status, ref, res.Root)
-	full := resultRecord(target.AbsLayoutPath(ref), res, g.Version, rec.Tags)
-	full.Name, full.Latest = g.Name, g.Latest()
-	full.Metadata = &g.Releases[0].Metadata
-	return full
 }

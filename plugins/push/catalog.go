@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-
-	"oras.land/oras-go/v2"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
@@ -18,7 +15,6 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/pkg/publish"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
-	"github.com/containerdisk/kubectl-containerdisk/pkg/transfer"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/option"
 )
@@ -37,10 +33,10 @@ type Result struct {
 
 // Statuses of a Result.
 const (
-	StatusPushed    = "pushed"
-	StatusUpToDate  = "up-to-date"
-	StatusWouldPush = "would-push"
-	StatusFailed    = "failed"
+	StatusPushed    = publish.StatusPushed
+	StatusUpToDate  = publish.StatusUpToDate
+	StatusWouldPush = publish.StatusWouldPush
+	StatusFailed    = publish.StatusFailed
 )
 
 // runCatalog publishes the selected catalog entries: for each name:version
@@ -74,22 +70,34 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *pushOptions) err
 		return err
 	}
 	groups := catalog.GroupReleases(rels)
-	b := &publish.Builder{
-		Client:   client,
-		CacheDir: opts.cacheDir,
-		Options:  containerdisk.Options{Format: format, Compression: compression, TempDir: opts.tempDir},
-		Progress: option.DownloadProgress(status, streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet),
+	job := &publish.Job{
+		Builder: &publish.Builder{
+			Client:   client,
+			CacheDir: opts.cacheDir,
+			Options:  containerdisk.Options{Format: format, Compression: compression, TempDir: opts.tempDir},
+			Progress: option.DownloadProgress(status, streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet),
+		},
+		Prefix:  prefix,
+		Remote:  opts.Remote.Options(),
+		Compare: true,
+		DryRun:  opts.dryRun,
+		Force:   opts.force,
+		Now:     opts.now,
+		Workers: opts.workers,
+		OnEvent: func(e publish.Event) { showEvent(status, e) },
 	}
-	targets := option.NewTargets(opts.Remote.Options())
+	outcomes := job.Run(ctx, groups)
+	stamp := opts.now.UTC().Format("2006-01-02T15:04:05Z")
 	records := make([]pipeline.Record, len(groups))
 	results := make([]Result, len(groups))
-	option.Parallel(ctx, len(groups), opts.workers, func(i int) {
-		records[i], results[i] = publishGroup(ctx, b, groups[i], prefix, targets, opts, status)
-	})
-	for i, r := range results {
-		if r.Status == "" {
-			// Not started: interrupted.
-			records[i], results[i] = failure(groups[i], ctx.Err(), opts)
+	for i, o := range outcomes {
+		records[i] = o.Record
+		results[i] = Result{Status: o.Status, Digest: o.Record.Digest, Tags: o.Record.Tags, Changes: o.Changes, Time: stamp}
+		if o.Record.Push != nil {
+			results[i].Kept = o.Record.Push.Kept
+		}
+		if o.Err != nil {
+			results[i].Error = o.Err.Error()
 		}
 	}
 
@@ -140,100 +148,22 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *pushOptions) err
 	return nil
 }
 
-func failure(g catalog.Group, err error, opts *pushOptions) (pipeline.Record, Result) {
-	rec := pipeline.Record{Name: g.Name, Version: g.Version, Error: err.Error()}
-	return rec, Result{Status: StatusFailed, Error: err.Error(), Time: opts.now.UTC().Format("2006-01-02T15:04:05Z")}
-}
-
-func publishGroup(ctx context.Context, b *publish.Builder, g catalog.Group, prefix target.Reference, targets *option.Targets, opts *pushOptions, status *option.Status) (pipeline.Record, Result) {
-	repo := prefix.Join(g.Name)
-	ref := repo.WithReference(g.Version)
-	stamp := opts.now.UTC().Format("2006-01-02T15:04:05Z")
-	rec := pipeline.Record{Reference: ref.String(), Name: g.Name, Version: g.Version, Latest: g.Latest()}
-	if len(g.Releases) > 0 {
-		rec.Metadata = &g.Releases[0].Metadata
+// showEvent tells on stderr how an entry goes through the job.
+func showEvent(status *option.Status, e publish.Event) {
+	switch e.Kind {
+	case publish.EventUpToDate:
+		status.Printf("%s is up to date", e.Ref)
+	case publish.EventWouldPush:
+		status.Printf("Would build and push %s: %s", e.Ref, e.Changes)
+	case publish.EventBuilding:
+		status.Printf("Building %s: %s", e.Ref, e.Changes)
+	case publish.EventKept:
+		option.WarnKept(status, e.Ref.WithReference(""), e.Transfer)
+	case publish.EventDone:
+		status.Printf("Pushed %s %s as %s", e.Ref, e.Root.Digest, strings.Join(e.Tags, ", "))
+	case publish.EventFailed:
+		status.Printf("Failed %s: %s", pipeline.Show(e.Group.Key()), cli.Explain(e.Err))
 	}
-	fail := func(err error) (pipeline.Record, Result) {
-		status.Printf("Failed %s: %s", pipeline.Show(g.Key()), cli.Explain(err))
-		rec.Error = err.Error()
-		return rec, Result{Status: StatusFailed, Error: err.Error(), Time: stamp}
-	}
-	if err := g.Err(); err != nil {
-		return fail(err)
-	}
-	if err := pipeline.ValidateGroup(g); err != nil {
-		return fail(err)
-	}
-	tags := publish.Tags(g, opts.now)
-
-	published, err := readPublished(ctx, ref, targets, opts)
-	if err != nil {
-		return fail(err)
-	}
-	if published.UpToDate(g) && !opts.force {
-		status.Printf("%s is up to date", ref)
-		rec.Digest = published.Root.Digest.String()
-		rec.Push = &pipeline.Push{Status: StatusUpToDate, DryRun: opts.dryRun}
-		return rec, Result{Status: StatusUpToDate, Digest: rec.Digest, Time: stamp}
-	}
-	changes := published.Diff(g)
-	if opts.force && published.UpToDate(g) {
-		changes = "forced"
-	}
-	if opts.dryRun {
-		status.Printf("Would build and push %s: %s", ref, changes)
-		rec.Tags = tags
-		rec.Push = &pipeline.Push{Status: StatusWouldPush, DryRun: true, Tagged: tags}
-		return rec, Result{Status: StatusWouldPush, Tags: tags, Changes: changes, Time: stamp}
-	}
-	status.Printf("Building %s: %s", ref, changes)
-	dst, err := targets.Open(ctx, ref)
-	if err != nil {
-		return fail(err)
-	}
-	res, err := b.Build(ctx, g, dst)
-	if err != nil {
-		return fail(err)
-	}
-	// Everything is in place; only now are the tags written, the moving
-	// ones last.
-	rep, err := transfer.Push(ctx, dst, res.Root, dst, transfer.Options{
-		Tags:    tags,
-		Unique:  publish.Unique(g, tags),
-		OnEvent: func(e transfer.Event) { option.WarnKept(status, repo, e) },
-	})
-	if err != nil {
-		return fail(fmt.Errorf("tagging %s: %w", ref, err))
-	}
-	tags = slices.DeleteFunc(tags, func(t string) bool { return slices.Contains(rep.Kept, t) })
-	status.Printf("Pushed %s %s as %s", ref, res.Root.Digest, strings.Join(tags, ", "))
-	rec.Digest = res.Root.Digest.String()
-	rec.MediaType = res.Root.MediaType
-	rec.Size = res.Root.Size
-	rec.Tags = tags
-	rec.Push = &pipeline.Push{Status: StatusPushed, Tagged: rep.Tagged, Unchanged: rep.Unchanged, Kept: rep.Kept}
-	rec.Images = pipeline.Images(res)
-	return rec, Result{Status: StatusPushed, Digest: rec.Digest, Tags: tags, Kept: rep.Kept, Changes: changes, Time: stamp}
-}
-
-// readPublished reads what the destination has, without creating anything:
-// a layout directory that does not exist yet has nothing.
-func readPublished(ctx context.Context, ref target.Reference, targets *option.Targets, opts *pushOptions) (publish.Published, error) {
-	var src oras.ReadOnlyTarget
-	var err error
-	if ref.Kind == target.KindLayout {
-		if _, err := os.Stat(filepath.Join(ref.Path, "index.json")); errors.Is(err, os.ErrNotExist) {
-			return publish.Published{}, nil
-		}
-		// The layout's own store, which this run also writes with.
-		src, err = targets.Open(ctx, ref)
-	} else {
-		src, err = target.OpenSource(ctx, ref, opts.Remote.Options())
-	}
-	if err != nil {
-		return publish.Published{}, err
-	}
-	return publish.ReadPublished(ctx, src, ref.Reference)
 }
 
 // mergeResults adds results to the JSON object in path, keyed by

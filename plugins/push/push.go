@@ -17,6 +17,7 @@ import (
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/publish"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/transfer"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
@@ -287,29 +288,19 @@ func pushOne(ctx context.Context, streams cli.Streams, opts *pushOptions, status
 		// "fedora:41", as mirror names images there.
 		moving = it.src.Tag()
 	}
-	var tags []string
+	// The record's own tags pin this image: one that already names
+	// another image is kept, never moved.
+	policy := publish.Policy{Version: moving, Unique: rec.Tags, Moving: opts.tags, Latest: rec.Latest}
 	if rec.Name != "" && rec.Version != "" {
 		// A catalog release: it goes below --to, under its name, with
-		// the timestamped tag first and its version as the moving tag.
+		// the timestamped tag first and its version as the moving tag,
+		// as push --focus publishes it.
 		dst = dstRepo.Join(rec.Name)
 		moving = rec.Version
-		tags = append(tags, rec.Version+"-"+opts.now.UTC().Format("0601021504"))
+		policy.Version, policy.Stamp = moving, opts.now
 	}
-	// The timestamped tag and the record's own tags pin this image: one
-	// that already names another image is kept, never moved.
-	var unique []string
-	for _, t := range append(slices.Clone(tags), rec.Tags...) {
-		if t != moving && t != rec.Version && t != "latest" {
-			unique = append(unique, t)
-		}
-	}
-	tags = append(append(tags, rec.Tags...), opts.tags...)
-	if moving != "" {
-		tags = append(tags, moving)
-	}
-	if rec.Latest {
-		tags = append(tags, "latest")
-	}
+	tags := policy.Tags()
+	unique := slices.DeleteFunc(policy.UniqueTags(), func(t string) bool { return t == rec.Version })
 	dst.Reference = moving
 	dstTarget, err := target.Open(ctx, dst, opts.Remote.Options())
 	if err != nil {
