@@ -2,7 +2,6 @@ package mirror
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -72,7 +71,7 @@ var archiveTime = time.Unix(0, 0).UTC()
 // The layout's index lock ([target.LockLayout]) is held from reading
 // index.json to the rename, so that of several processes writing into the
 // layout and then the archive, the last to rename it writes every image.
-func WriteArchive(ctx context.Context, layoutDir, archivePath string) (err error) {
+func WriteArchive(ctx context.Context, layoutDir, archivePath string) error {
 	unlock, err := target.LockLayout(layoutDir)
 	if err != nil {
 		return fmt.Errorf("writing archive %s: %w", archivePath, err)
@@ -82,37 +81,13 @@ func WriteArchive(ctx context.Context, layoutDir, archivePath string) (err error
 	if err != nil {
 		return fmt.Errorf("writing archive %s: %w", archivePath, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(archivePath), "."+filepath.Base(archivePath)+".*.tmp")
+	err = target.WriteFileAtomic(archivePath, "."+filepath.Base(archivePath)+".*.tmp", func(w io.Writer) error {
+		return plan.write(ctx, w)
+	})
 	if err != nil {
 		return fmt.Errorf("writing archive %s: %w", archivePath, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-			err = fmt.Errorf("writing archive %s: %w", archivePath, err)
-		}
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	if err := plan.write(ctx, w); err != nil {
-		return err
-	}
-	if err := w.Flush(); err != nil {
-		return err
-	}
-	// The rename must not publish data that a crash could still lose.
-	if err := tmp.Sync(); err != nil {
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	// CreateTemp makes the file readable by its owner only; an archive is
-	// made to be handed on.
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), archivePath)
+	return nil
 }
 
 // archivePlan is what WriteArchive writes: index.json's bytes and the

@@ -1,6 +1,7 @@
 package target
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -465,8 +466,19 @@ func (l *Layout) writeIndex(idx *ocispec.Index) error {
 
 // writeFileAtomic writes data to a temporary file in dir and renames it to
 // name, so that readers see the old file or the new one, whole.
-func writeFileAtomic(dir, name, pattern string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, pattern)
+func writeFileAtomic(dir, name, pattern string, data []byte) error {
+	return WriteFileAtomic(filepath.Join(dir, name), pattern, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// WriteFileAtomic writes path through write into a temporary file named by
+// pattern in path's directory, synced and made readable by all (0644), then
+// renamed into place: readers see the old file or the new one, whole, and a
+// failed write leaves nothing behind. The writer is buffered.
+func WriteFileAtomic(path, pattern string, write func(io.Writer) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), pattern)
 	if err != nil {
 		return err
 	}
@@ -476,7 +488,11 @@ func writeFileAtomic(dir, name, pattern string, data []byte) (err error) {
 			os.Remove(f.Name())
 		}
 	}()
-	if _, err := f.Write(data); err != nil {
+	w := bufio.NewWriterSize(f, 1<<20)
+	if err := write(w); err != nil {
+		return err
+	}
+	if err := w.Flush(); err != nil {
 		return err
 	}
 	// The rename must not publish what a crash could still lose.
@@ -486,11 +502,12 @@ func writeFileAtomic(dir, name, pattern string, data []byte) (err error) {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	// CreateTemp makes the file readable by its owner only.
+	// CreateTemp makes the file readable by its owner only; layouts and
+	// archives are made to be read by others.
 	if err := os.Chmod(f.Name(), 0o644); err != nil {
 		return err
 	}
-	return os.Rename(f.Name(), filepath.Join(dir, name))
+	return os.Rename(f.Name(), path)
 }
 
 // readIndex reads and parses the index.json of the layout in fsys, which
