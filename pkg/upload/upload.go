@@ -87,31 +87,11 @@ type Uploader struct {
 // that concurrent copies sharing a layer send it once.
 func (u *Uploader) Upload(ctx context.Context, desc ocispec.Descriptor, mountFrom []string, open Opener) (mounted bool, err error) {
 	ctx = auth.AppendRepositoryScope(ctx, u.Repo.Reference, auth.ActionPull, auth.ActionPush)
-	repository := u.Repo.Reference.Repository
-	for {
-		f, lead := joinFlight(u.Repo.Reference.Host(), desc, repository)
-		if lead {
-			defer func() { f.finish(err) }()
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return false, ctx.Err()
-		case <-f.done:
-		}
-		if f.err != nil {
-			continue // it failed: try, and lead, anew
-		}
-		if f.repository == repository {
-			if ok, err := u.Repo.Blobs().Exists(ctx, desc); err == nil && ok {
-				return true, nil
-			}
-			continue
-		}
-		if !slices.Contains(mountFrom, f.repository) {
-			mountFrom = append([]string{f.repository}, mountFrom...)
-		}
+	f, mountFrom, found, err := u.lead(ctx, desc, mountFrom)
+	if f == nil {
+		return found, err
 	}
+	defer func() { f.finish(err) }()
 	b, err := newBlobReader(ctx, desc, open)
 	if err != nil {
 		return false, err
@@ -121,94 +101,170 @@ func (u *Uploader) Upload(ctx context.Context, desc ocispec.Descriptor, mountFro
 	if err != nil || s.mounted {
 		return s.mounted, err
 	}
-	fail := func(err error) (bool, error) {
-		u.cancel(ctx, s.loc)
-		if b.err != nil {
-			return false, b.err
-		}
-		return false, fmt.Errorf("uploading blob %s: %w", desc.Digest, err)
-	}
-	chunk := max(orDefault(u.ChunkSize, DefaultChunkSize), s.minChunk)
 	large := u.LargeBlob > 0 && desc.Size >= u.LargeBlob
-	whole := !large
-	var off int64
-	// failures counts the failures since the registry last held more.
-	failures, best := 0, int64(0)
+	t := &blobUpload{u: u, desc: desc, b: b, loc: s.loc, large: large, whole: !large,
+		chunk: max(orDefault(u.ChunkSize, DefaultChunkSize), s.minChunk)}
+	return false, t.run(ctx)
+}
+
+// lead waits until no other Upload of the process sends desc to the
+// registry, and then leads its upload: it returns the flight, which the
+// caller must finish, and mountFrom with the repository the last upload
+// went to first. When that upload went to this repository and the blob is
+// there, or ctx ends, it returns no flight but the result of Upload.
+func (u *Uploader) lead(ctx context.Context, desc ocispec.Descriptor, mountFrom []string) (*flight, []string, bool, error) {
+	repository := u.Repo.Reference.Repository
 	for {
-		var err error
-		switch {
-		case whole:
-			if err = u.put(ctx, s.loc, desc, b, desc.Size); err == nil {
-				return false, nil
-			}
-		case off < desc.Size:
-			b.mark()
-			n := min(chunk, desc.Size-off)
-			var next *url.URL
-			if next, err = u.patch(ctx, s.loc, b, off, n); err == nil {
-				s.loc, off = next, off+n
-				continue
-			}
-		default:
-			// Every byte is there and was checked as it was read.
-			if err = u.put(ctx, s.loc, desc, nil, 0); err == nil {
-				return false, nil
-			}
+		f, lead := joinFlight(u.Repo.Reference.Host(), desc, repository)
+		if lead {
+			return f, mountFrom, false, nil
 		}
-		if b.err != nil || ctx.Err() != nil || !resumable(err) {
-			return fail(err)
+		select {
+		case <-ctx.Done():
+			return nil, nil, false, ctx.Err()
+		case <-f.done:
 		}
-		for {
-			if failures++; failures > maxUploadFailures {
-				return fail(fmt.Errorf("giving up after %d failures in a row at byte %d: %w", failures-1, off, err))
-			}
-			if perr := backoff.Sleep(ctx, pause.Delay(failures)); perr != nil {
-				return fail(perr)
-			}
-			next, have, serr := u.status(ctx, s.loc)
-			if serr == nil && have >= 0 {
-				s.loc, off = next, have
-				break
-			}
-			if serr != nil && !errors.Is(serr, errdef.ErrNotFound) {
-				if err = serr; !resumable(serr) {
-					return fail(serr)
-				}
-				continue
-			}
-			// The registry forgot the upload, perhaps because a PUT that
-			// failed on the way back did commit it, or cannot say how
-			// much it holds: either the blob is there or it starts over.
+		if f.err != nil {
+			continue // it failed: try, and lead, anew
+		}
+		if f.repository == repository {
 			if ok, err := u.Repo.Blobs().Exists(ctx, desc); err == nil && ok {
-				return false, nil
+				return nil, nil, true, nil
 			}
-			if serr == nil {
-				u.cancel(ctx, s.loc)
-			}
-			s2, serr := u.start(ctx, desc, nil)
-			if serr != nil {
-				if err = serr; !resumable(serr) {
-					return false, serr
-				}
-				continue
-			}
-			s.loc, off = s2.loc, 0
-			break
+			continue
+		}
+		if !slices.Contains(mountFrom, f.repository) {
+			mountFrom = append([]string{f.repository}, mountFrom...)
+		}
+	}
+}
+
+// blobUpload is the state of one upload the registry opened, kept across
+// the requests that resume it.
+type blobUpload struct {
+	u     *Uploader
+	desc  ocispec.Descriptor
+	b     *blobReader
+	loc   *url.URL
+	chunk int64
+	// large says the blob goes in chunks; whole, that the next request
+	// sends it all in one PUT.
+	large, whole bool
+	// off is how many bytes the registry holds.
+	off int64
+	// failures counts the failures since the registry last held more
+	// than best.
+	failures int
+	best     int64
+}
+
+// run sends the blob, resuming from what the registry holds after each
+// failure worth it.
+func (t *blobUpload) run(ctx context.Context) error {
+	for {
+		done, err := t.send(ctx)
+		if done {
+			return nil
+		}
+		if err == nil {
+			continue
+		}
+		if t.b.err != nil || ctx.Err() != nil || !resumable(err) {
+			return t.fail(ctx, err)
+		}
+		if done, err := t.resync(ctx, err); done || err != nil {
+			return err
 		}
 		// What the registry holds is gone on with in chunks; from
 		// nothing, the blob goes as at first, for the registries that
 		// take no chunks (such as Google's Artifact Registry).
-		whole = !large && off == 0
-		if off > best {
-			failures, best = 0, off
+		t.whole = !t.large && t.off == 0
+		if t.off > t.best {
+			t.failures, t.best = 0, t.off
 		}
-		if err := b.rewind(off); err != nil {
-			return fail(err)
+		if err := t.b.rewind(t.off); err != nil {
+			return t.fail(ctx, err)
 		}
-		if u.OnResume != nil {
-			u.OnResume(desc, off)
+		if t.u.OnResume != nil {
+			t.u.OnResume(t.desc, t.off)
 		}
 	}
+}
+
+// send makes the next request: the whole blob, a chunk, or the closing
+// PUT. It reports whether the upload is done.
+func (t *blobUpload) send(ctx context.Context) (bool, error) {
+	switch {
+	case t.whole:
+		err := t.u.put(ctx, t.loc, t.desc, t.b, t.desc.Size)
+		return err == nil, err
+	case t.off < t.desc.Size:
+		t.b.mark()
+		n := min(t.chunk, t.desc.Size-t.off)
+		next, err := t.u.patch(ctx, t.loc, t.b, t.off, n)
+		if err == nil {
+			t.loc, t.off = next, t.off+n
+		}
+		return false, err
+	default:
+		// Every byte is there and was checked as it was read.
+		err := t.u.put(ctx, t.loc, t.desc, nil, 0)
+		return err == nil, err
+	}
+}
+
+// resync, after the failed request err, asks the registry how much of the
+// upload it holds and moves loc and off there, or opens a new upload when
+// it forgot this one. It reports whether the blob is in place after all;
+// an error ends the upload.
+func (t *blobUpload) resync(ctx context.Context, err error) (bool, error) {
+	for {
+		if t.failures++; t.failures > maxUploadFailures {
+			return false, t.fail(ctx, fmt.Errorf("giving up after %d failures in a row at byte %d: %w", t.failures-1, t.off, err))
+		}
+		if perr := backoff.Sleep(ctx, pause.Delay(t.failures)); perr != nil {
+			return false, t.fail(ctx, perr)
+		}
+		next, have, serr := t.u.status(ctx, t.loc)
+		if serr == nil && have >= 0 {
+			t.loc, t.off = next, have
+			return false, nil
+		}
+		if serr != nil && !errors.Is(serr, errdef.ErrNotFound) {
+			if err = serr; !resumable(serr) {
+				return false, t.fail(ctx, serr)
+			}
+			continue
+		}
+		// The registry forgot the upload, perhaps because a PUT that
+		// failed on the way back did commit it, or cannot say how
+		// much it holds: either the blob is there or it starts over.
+		if ok, err := t.u.Repo.Blobs().Exists(ctx, t.desc); err == nil && ok {
+			return true, nil
+		}
+		if serr == nil {
+			t.u.cancel(ctx, t.loc)
+		}
+		s, serr := t.u.start(ctx, t.desc, nil)
+		if serr != nil {
+			if err = serr; !resumable(serr) {
+				return false, serr
+			}
+			continue
+		}
+		t.loc, t.off = s.loc, 0
+		return false, nil
+	}
+}
+
+// fail cancels the upload, so that the registry drops what it holds, and
+// returns the source's error when it was the source that failed.
+func (t *blobUpload) fail(ctx context.Context, err error) error {
+	t.u.cancel(ctx, t.loc)
+	if t.b.err != nil {
+		return t.b.err
+	}
+	return fmt.Errorf("uploading blob %s: %w", t.desc.Digest, err)
 }
 
 // permanentError marks a failure that resuming cannot mend.

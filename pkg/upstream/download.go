@@ -126,171 +126,229 @@ func (c *Client) download(ctx context.Context, d Download, final string) (Downlo
 	if err != nil {
 		return fail(err)
 	}
-	partPath := final + ".part"
-	part, err := os.OpenFile(partPath, os.O_RDWR|os.O_CREATE, 0o644)
+	t, err := c.openPart(ctx, d, final, open)
 	if err != nil {
 		return fail(err)
 	}
-	res := Downloaded{Path: final}
-	h := newHash(d.Checksum.Algorithm)
-	// offset is the size of the .part, all of it hashed.
-	offset, err := io.Copy(h, ctxReader{ctx, part})
-	if err != nil {
-		part.Close()
-		return fail(err)
-	}
-	// earlier says the .part holds bytes of an earlier run, which a
-	// checksum mismatch may be the fault of.
-	earlier := offset > 0
-	// version names the file the .part holds bytes of, for If-Range.
-	var version string
-	var modified time.Time
-	restart := func() error {
-		if err := part.Truncate(0); err != nil {
-			return err
-		}
-		if _, err := part.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		h.Reset()
-		offset, res.Resumed, earlier, version = 0, false, false, ""
-		return nil
-	}
-	verified := func() bool { return hex.EncodeToString(h.Sum(nil)) == d.Checksum.Hex }
-
-	var progress io.Writer
-	best := offset // the most bytes the .part held
-	buf := make([]byte, 256<<10)
-	attempt := func(ctx context.Context) (bool, error) {
-		// The attempt is abandoned when nothing arrives for Timeout.
-		ctx, cancel := context.WithCancelCause(ctx)
-		defer cancel(nil)
-		timer := time.AfterFunc(c.opts.Timeout, func() { cancel(errStalled) })
-		defer timer.Stop()
-
-		b, err := open(ctx, offset, version)
-		if errors.Is(err, errRangeNotSatisfiable) {
-			// The .part is complete, or longer than the file.
-			if offset > 0 && verified() {
-				return false, nil
-			}
-			if err := restart(); err != nil {
-				return false, err
-			}
-			b, err = open(ctx, 0, "")
-		}
-		if err != nil {
-			return false, c.attemptError(ctx, err)
-		}
-		defer b.Close()
-		switch {
-		case b.start == offset:
-			res.Resumed = res.Resumed || offset > 0
-		case b.start == 0: // the server ignored Range, or the file changed
-			if err := restart(); err != nil {
-				return false, err
-			}
-		default:
-			return false, fmt.Errorf("asked for the bytes from %d on, received those from %d", offset, b.start)
-		}
-		if offset == 0 {
-			version = b.validator
-		}
-		if !b.modified.IsZero() {
-			modified = b.modified
-		}
-		if progress == nil && d.Progress != nil {
-			if progress = d.Progress(b.length); progress == nil {
-				progress = io.Discard
-			}
-		}
-		var received int64
-		for {
-			n, rerr := b.Read(buf)
-			if n > 0 {
-				timer.Reset(c.opts.Timeout)
-				if _, err := part.Write(buf[:n]); err != nil {
-					return false, err
-				}
-				h.Write(buf[:n])
-				if progress != nil {
-					_, _ = progress.Write(buf[:n])
-				}
-				offset += int64(n)
-				received += int64(n)
-				res.Bytes += int64(n)
-			}
-			if rerr == io.EOF && b.length >= 0 && received < b.length {
-				rerr = fmt.Errorf("received %d of %d bytes: %w", received, b.length, io.ErrUnexpectedEOF)
-			}
-			if rerr == io.EOF {
-				return false, nil
-			}
-			if rerr != nil {
-				progressed := offset > best
-				best = max(best, offset)
-				return progressed, &networkError{c.attemptError(ctx, rerr)}
-			}
-		}
-	}
-	err = c.retry(ctx, d.URL, attempt)
-	if err == nil && earlier && !verified() {
-		// Rather than fail for a .part an earlier run left corrupt,
-		// download the whole file once more.
-		if c.opts.Log != nil {
-			c.opts.Log("downloading %s again from the start: the partial download it resumed does not match its checksum", d.URL)
-		}
-		if err = restart(); err == nil {
-			err = c.retry(ctx, d.URL, attempt)
-		}
-	}
-	if err != nil {
-		part.Close()
-		if offset == 0 {
-			os.Remove(partPath)
+	if err := t.fetch(ctx); err != nil {
+		t.part.Close()
+		if t.offset == 0 {
+			os.Remove(t.partPath)
 		}
 		return fail(err)
 	}
-	if actual := hex.EncodeToString(h.Sum(nil)); actual != d.Checksum.Hex {
-		part.Close()
-		os.Remove(partPath)
+	if actual := hex.EncodeToString(t.h.Sum(nil)); actual != d.Checksum.Hex {
+		t.part.Close()
+		os.Remove(t.partPath)
 		return Downloaded{}, &containerdisk.ChecksumMismatchError{
 			Path:     d.URL,
 			Expected: d.Checksum,
 			Actual:   containerdisk.Checksum{Algorithm: d.Checksum.Algorithm, Hex: actual},
 		}
 	}
-	if d.Compression == "" {
+	if err := t.place(ctx); err != nil {
+		return fail(err)
+	}
+	return t.res, nil
+}
+
+// partDownload is the state of one download into HEX.part, kept across its
+// attempts so that each goes on where the last one stopped.
+type partDownload struct {
+	c        *Client
+	d        Download
+	open     func(ctx context.Context, offset int64, ifRange string) (*body, error)
+	final    string
+	partPath string
+	part     *os.File
+	res      Downloaded
+	h        hash.Hash
+	// offset is the size of the .part, all of it hashed.
+	offset int64
+	// earlier says the .part holds bytes of an earlier run, which a
+	// checksum mismatch may be the fault of.
+	earlier bool
+	// version names the file the .part holds bytes of, for If-Range.
+	version  string
+	modified time.Time
+	progress io.Writer
+	best     int64 // the most bytes the .part held
+	buf      []byte
+}
+
+// openPart opens (or creates) final's .part and hashes what it holds, so
+// that a download an earlier run left goes on from its end.
+func (c *Client) openPart(ctx context.Context, d Download, final string, open func(ctx context.Context, offset int64, ifRange string) (*body, error)) (*partDownload, error) {
+	partPath := final + ".part"
+	part, err := os.OpenFile(partPath, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	t := &partDownload{c: c, d: d, open: open, final: final, partPath: partPath, part: part,
+		res: Downloaded{Path: final}, h: newHash(d.Checksum.Algorithm)}
+	t.offset, err = io.Copy(t.h, ctxReader{ctx, part})
+	if err != nil {
+		part.Close()
+		return nil, err
+	}
+	t.earlier = t.offset > 0
+	t.best = t.offset
+	t.buf = make([]byte, 256<<10)
+	return t, nil
+}
+
+// restart empties the .part, for a download from the first byte.
+func (t *partDownload) restart() error {
+	if err := t.part.Truncate(0); err != nil {
+		return err
+	}
+	if _, err := t.part.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	t.h.Reset()
+	t.offset, t.res.Resumed, t.earlier, t.version = 0, false, false, ""
+	return nil
+}
+
+func (t *partDownload) verified() bool { return hex.EncodeToString(t.h.Sum(nil)) == t.d.Checksum.Hex }
+
+// fetch runs the attempts until the .part holds the whole file.
+func (t *partDownload) fetch(ctx context.Context) error {
+	err := t.c.retry(ctx, t.d.URL, t.attempt)
+	if err == nil && t.earlier && !t.verified() {
+		// Rather than fail for a .part an earlier run left corrupt,
+		// download the whole file once more.
+		if t.c.opts.Log != nil {
+			t.c.opts.Log("downloading %s again from the start: the partial download it resumed does not match its checksum", t.d.URL)
+		}
+		if err = t.restart(); err == nil {
+			err = t.c.retry(ctx, t.d.URL, t.attempt)
+		}
+	}
+	return err
+}
+
+// attempt is one request for the rest of the file, appended to the .part.
+// It reports whether the .part grew past its longest so far, for retry to
+// count failures only when no progress is made.
+func (t *partDownload) attempt(ctx context.Context) (bool, error) {
+	// The attempt is abandoned when nothing arrives for Timeout.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	timer := time.AfterFunc(t.c.opts.Timeout, func() { cancel(errStalled) })
+	defer timer.Stop()
+
+	b, err := t.open(ctx, t.offset, t.version)
+	if errors.Is(err, errRangeNotSatisfiable) {
+		// The .part is complete, or longer than the file.
+		if t.offset > 0 && t.verified() {
+			return false, nil
+		}
+		if err := t.restart(); err != nil {
+			return false, err
+		}
+		b, err = t.open(ctx, 0, "")
+	}
+	if err != nil {
+		return false, t.c.attemptError(ctx, err)
+	}
+	defer b.Close()
+	if err := t.align(b); err != nil {
+		return false, err
+	}
+	return t.receive(ctx, b, timer)
+}
+
+// align fits the .part to where b starts, and takes what b says of the
+// file.
+func (t *partDownload) align(b *body) error {
+	switch {
+	case b.start == t.offset:
+		t.res.Resumed = t.res.Resumed || t.offset > 0
+	case b.start == 0: // the server ignored Range, or the file changed
+		if err := t.restart(); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("asked for the bytes from %d on, received those from %d", t.offset, b.start)
+	}
+	if t.offset == 0 {
+		t.version = b.validator
+	}
+	if !b.modified.IsZero() {
+		t.modified = b.modified
+	}
+	if t.progress == nil && t.d.Progress != nil {
+		if t.progress = t.d.Progress(b.length); t.progress == nil {
+			t.progress = io.Discard
+		}
+	}
+	return nil
+}
+
+// receive appends b to the .part, hashing it, and pushes the stall timer
+// back with each read.
+func (t *partDownload) receive(ctx context.Context, b *body, timer *time.Timer) (bool, error) {
+	var received int64
+	for {
+		n, rerr := b.Read(t.buf)
+		if n > 0 {
+			timer.Reset(t.c.opts.Timeout)
+			if _, err := t.part.Write(t.buf[:n]); err != nil {
+				return false, err
+			}
+			t.h.Write(t.buf[:n])
+			if t.progress != nil {
+				_, _ = t.progress.Write(t.buf[:n])
+			}
+			t.offset += int64(n)
+			received += int64(n)
+			t.res.Bytes += int64(n)
+		}
+		if rerr == io.EOF && b.length >= 0 && received < b.length {
+			rerr = fmt.Errorf("received %d of %d bytes: %w", received, b.length, io.ErrUnexpectedEOF)
+		}
+		if rerr == io.EOF {
+			return false, nil
+		}
+		if rerr != nil {
+			progressed := t.offset > t.best
+			t.best = max(t.best, t.offset)
+			return progressed, &networkError{t.c.attemptError(ctx, rerr)}
+		}
+	}
+}
+
+// place puts the verified .part in place as the disk, closing it.
+func (t *partDownload) place(ctx context.Context) error {
+	if t.d.Compression == "" {
 		// Synced before the rename, so that a crash cannot leave a
 		// verified name on unwritten data.
-		err = part.Sync()
-		if cerr := part.Close(); err == nil {
+		err := t.part.Sync()
+		if cerr := t.part.Close(); err == nil {
 			err = cerr
 		}
 		if err == nil {
-			err = stamp(partPath, modified)
+			err = stamp(t.partPath, t.modified)
 		}
 		if err == nil {
-			err = os.Rename(partPath, final)
+			err = os.Rename(t.partPath, t.final)
 		}
-		if err != nil {
-			return fail(err)
-		}
-		return res, nil
+		return err
 	}
-	if err := part.Close(); err != nil {
-		return fail(err)
+	if err := t.part.Close(); err != nil {
+		return err
 	}
 	// The verified .part stays until the disk is in place, so that a
 	// failure here costs no new download.
-	if err := decompress(ctx, partPath, final, d.Compression); err != nil {
-		return fail(err)
+	if err := decompress(ctx, t.partPath, t.final, t.d.Compression); err != nil {
+		return err
 	}
-	if err := stamp(final, modified); err != nil {
-		return fail(err)
+	if err := stamp(t.final, t.modified); err != nil {
+		return err
 	}
-	os.Remove(partPath)
-	return res, nil
+	os.Remove(t.partPath)
+	return nil
 }
 
 // body is a response body, or a local file, from an offset.
