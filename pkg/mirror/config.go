@@ -852,74 +852,92 @@ func (p *parser) unit(n *yaml.Node, key string, keys []string, d *unitDraft) uni
 			continue
 		}
 		u.set[k.Value] = true
-		switch k.Value {
-		case "source":
-			if s, ok := p.str(v, fk, "a registry host[:port][/prefix]"); ok {
-				u.Source = s
-				if err := checkRegistryPrefix(s); err != nil {
-					p.fail(v, fk, err.Error(), nil)
-				}
-			}
-		case "target":
-			if s, ok := p.str(v, fk, targetForms); ok {
-				u.Target = s
-				if err := checkTarget(s); err != nil {
-					p.fail(v, fk, err.Error(), nil)
-				}
-			}
-		case "images":
+		if k.Value == "images" {
+			// Read last, after the missing keys are reported, so the
+			// messages keep the order a reader meets them in.
 			images = v
-		case "platforms":
-			u.Platforms = p.platforms(v, fk)
-		case "platformMode":
-			if s, ok := p.str(v, fk, "rewrite or sparse"); ok {
-				if err := checkPlatformMode(PlatformMode(s), false); err != nil {
-					p.fail(v, fk, err.Error(), nil)
-				}
-				u.PlatformMode = PlatformMode(s)
-			}
-		case "scoped":
-			u.Scoped, _ = p.boolean(v, fk)
-		case "tlsVerify":
-			if b, ok := p.boolean(v, fk); ok {
-				u.TLSVerify = &b
-			}
-		case "certDir":
-			u.CertDir, _ = p.str(v, fk, "a directory")
-		case "credentials":
-			u.Credentials = p.credentials(v, fk)
+			continue
 		}
+		p.unitField(&u.Unit, k.Value, v, fk)
 	}
 	if d != nil {
-		if !u.set["target"] {
-			u.Target = d.Target
-		}
-		if !u.set["platforms"] {
-			u.Platforms = slices.Clone(d.Platforms)
-		}
-		if !u.set["platformMode"] {
-			u.PlatformMode = d.PlatformMode
-		}
-		if !u.set["scoped"] {
-			u.Scoped = d.Scoped
-		}
-		if u.PlatformMode == "" {
-			u.PlatformMode = PlatformRewrite
-		}
-		if !u.set["source"] {
-			p.failf(n, join(key, "source"), "missing: expected a registry host[:port][/prefix], such as quay.io/containerdisks")
-		}
-		if u.Target == "" && !u.set["target"] && !d.set["target"] && !p.targetGiven {
-			p.fail(n, join(key, "target"), "missing: expected "+targetForms+" (here or in defaults)", ErrNoTarget)
-		}
-		if images == nil {
-			p.failf(n, join(key, "images"), "missing: expected a list of repositories and the tags to copy")
-		}
+		p.inherit(&u, d, n, key, images != nil)
 	}
 	if images != nil {
 		u.Images = p.images(images, join(key, "images"))
 	}
 	return u
+}
+
+// unitField reads the value v of one known unit key other than images
+// into u, reporting a value of the wrong form under fk.
+func (p *parser) unitField(u *Unit, name string, v *yaml.Node, fk string) {
+	switch name {
+	case "source":
+		if s, ok := p.str(v, fk, "a registry host[:port][/prefix]"); ok {
+			u.Source = s
+			if err := checkRegistryPrefix(s); err != nil {
+				p.fail(v, fk, err.Error(), nil)
+			}
+		}
+	case "target":
+		if s, ok := p.str(v, fk, targetForms); ok {
+			u.Target = s
+			if err := checkTarget(s); err != nil {
+				p.fail(v, fk, err.Error(), nil)
+			}
+		}
+	case "platforms":
+		u.Platforms = p.platforms(v, fk)
+	case "platformMode":
+		if s, ok := p.str(v, fk, "rewrite or sparse"); ok {
+			if err := checkPlatformMode(PlatformMode(s), false); err != nil {
+				p.fail(v, fk, err.Error(), nil)
+			}
+			u.PlatformMode = PlatformMode(s)
+		}
+	case "scoped":
+		u.Scoped, _ = p.boolean(v, fk)
+	case "tlsVerify":
+		if b, ok := p.boolean(v, fk); ok {
+			u.TLSVerify = &b
+		}
+	case "certDir":
+		u.CertDir, _ = p.str(v, fk, "a directory")
+	case "credentials":
+		u.Credentials = p.credentials(v, fk)
+	}
+}
+
+// inherit fills the keys unit u (node n, at key) left unset from the
+// defaults d, then reports the keys a unit needs and has from nowhere.
+// The target may also come from the command line (p.targetGiven), so its
+// absence is only an error when neither gave one.
+func (p *parser) inherit(u *unitDraft, d *unitDraft, n *yaml.Node, key string, hasImages bool) {
+	if !u.set["target"] {
+		u.Target = d.Target
+	}
+	if !u.set["platforms"] {
+		u.Platforms = slices.Clone(d.Platforms)
+	}
+	if !u.set["platformMode"] {
+		u.PlatformMode = d.PlatformMode
+	}
+	if !u.set["scoped"] {
+		u.Scoped = d.Scoped
+	}
+	if u.PlatformMode == "" {
+		u.PlatformMode = PlatformRewrite
+	}
+	if !u.set["source"] {
+		p.failf(n, join(key, "source"), "missing: expected a registry host[:port][/prefix], such as quay.io/containerdisks")
+	}
+	if u.Target == "" && !u.set["target"] && !d.set["target"] && !p.targetGiven {
+		p.fail(n, join(key, "target"), "missing: expected "+targetForms+" (here or in defaults)", ErrNoTarget)
+	}
+	if !hasImages {
+		p.failf(n, join(key, "images"), "missing: expected a list of repositories and the tags to copy")
+	}
 }
 
 func orList(keys []string) string {

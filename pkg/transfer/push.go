@@ -104,8 +104,45 @@ func (r Report) UpToDate() bool {
 // no blob is looked at.
 func Push(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descriptor, dst oras.Target, opts Options) (Report, error) {
 	rep := Report{Root: root, DryRun: opts.DryRun}
+	emit := reporter(&rep, opts.OnEvent)
+
+	pending, err := pendingTags(ctx, dst, root, opts, emit)
+	if err != nil {
+		return rep, err
+	}
+	if len(opts.Tags) > 0 && len(pending) == 0 {
+		return rep, nil
+	}
+
+	if opts.DryRun {
+		if err := plan(ctx, src, root, dst, emit); err != nil {
+			return rep, err
+		}
+		for _, tag := range pending {
+			emit(Event{Action: ActionWouldTag, Tag: tag, Descriptor: root})
+		}
+		return rep, nil
+	}
+
+	if err := oras.CopyGraph(ctx, src, dst, root, copyOptions(src, dst, opts, emit)); err != nil {
+		return rep, fmt.Errorf("copying %s: %w", root.Digest, err)
+	}
+	for _, tag := range pending {
+		if err := tagRoot(ctx, src, dst, root, tag); err != nil {
+			return rep, fmt.Errorf("tagging %s as %q: %w", root.Digest, tag, err)
+		}
+		emit(Event{Action: ActionTagged, Tag: tag, Descriptor: root})
+	}
+	return rep, nil
+}
+
+// reporter returns the one emit every step of a push reports through: it
+// counts the event into rep and then passes it on to onEvent. CopyGraph
+// calls it from several goroutines, hence the lock; onEvent runs outside
+// it so a slow listener does not hold up the count.
+func reporter(rep *Report, onEvent func(Event)) func(Event) {
 	var mu sync.Mutex
-	emit := func(e Event) {
+	return func(e Event) {
 		mu.Lock()
 		switch e.Action {
 		case ActionUploaded, ActionWouldUpload:
@@ -123,11 +160,17 @@ func Push(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descrip
 			rep.Kept = append(rep.Kept, e.Tag)
 		}
 		mu.Unlock()
-		if opts.OnEvent != nil {
-			opts.OnEvent(e)
+		if onEvent != nil {
+			onEvent(e)
 		}
 	}
+}
 
+// pendingTags resolves each tag on dst and returns those still to write.
+// A tag already on root is reported unchanged, and a unique tag naming
+// another image is kept there: neither is written again. Resolving comes
+// first so that a push whose tags are all in place touches no blob.
+func pendingTags(ctx context.Context, dst oras.Target, root ocispec.Descriptor, opts Options, emit func(Event)) ([]string, error) {
 	var pending []string
 	for _, tag := range dedupe(opts.Tags) {
 		desc, err := dst.Resolve(ctx, tag)
@@ -139,23 +182,17 @@ func Push(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descrip
 		case err == nil || errors.Is(err, errdef.ErrNotFound):
 			pending = append(pending, tag)
 		default:
-			return rep, fmt.Errorf("resolving tag %q: %w", tag, err)
+			return pending, fmt.Errorf("resolving tag %q: %w", tag, err)
 		}
 	}
-	if len(opts.Tags) > 0 && len(pending) == 0 {
-		return rep, nil
-	}
+	return pending, nil
+}
 
-	if opts.DryRun {
-		if err := plan(ctx, src, root, dst, emit); err != nil {
-			return rep, err
-		}
-		for _, tag := range pending {
-			emit(Event{Action: ActionWouldTag, Tag: tag, Descriptor: root})
-		}
-		return rep, nil
-	}
-
+// copyOptions turns CopyGraph's callbacks into push events. For an
+// upload.Repository the blobs go through its uploader instead of CopyGraph's
+// own copy (see uploadBlobs); for any other target a MountFrom list is
+// handed to CopyGraph as it is.
+func copyOptions(src content.ReadOnlyStorage, dst oras.Target, opts Options, emit func(Event)) oras.CopyGraphOptions {
 	copyOpts := oras.CopyGraphOptions{
 		Concurrency: opts.Concurrency,
 		PostCopy: func(_ context.Context, d ocispec.Descriptor) error {
@@ -172,46 +209,42 @@ func Push(ctx context.Context, src content.ReadOnlyStorage, root ocispec.Descrip
 		},
 	}
 	if repo, ok := dst.(*upload.Repository); ok {
-		// Blobs go up with the repository's uploader, which mounts them
-		// from MountFrom, sends large ones in chunks and resumes a cut
-		// upload, reading the source again from there.
-		up := *repo.Uploader
-		up.OnResume = func(d ocispec.Descriptor, off int64) {
-			emit(Event{Action: ActionResumed, Descriptor: d, Offset: off})
-			if repo.Uploader.OnResume != nil {
-				repo.Uploader.OnResume(d, off)
-			}
-		}
-		copyOpts.PreCopy = func(ctx context.Context, d ocispec.Descriptor) error {
-			if repo.IsManifest(d) {
-				return nil
-			}
-			mounted, err := up.Upload(ctx, d, opts.MountFrom, upload.FetchOpener(src, d))
-			if err != nil {
-				return err
-			}
-			if mounted {
-				emit(Event{Action: ActionMounted, Descriptor: d})
-			} else {
-				emit(Event{Action: ActionUploaded, Descriptor: d})
-			}
-			return oras.SkipNode
-		}
+		copyOpts.PreCopy = uploadBlobs(src, repo, opts.MountFrom, emit)
 	} else if len(opts.MountFrom) > 0 {
 		copyOpts.MountFrom = func(context.Context, ocispec.Descriptor) ([]string, error) {
 			return opts.MountFrom, nil
 		}
 	}
-	if err := oras.CopyGraph(ctx, src, dst, root, copyOpts); err != nil {
-		return rep, fmt.Errorf("copying %s: %w", root.Digest, err)
-	}
-	for _, tag := range pending {
-		if err := tagRoot(ctx, src, dst, root, tag); err != nil {
-			return rep, fmt.Errorf("tagging %s as %q: %w", root.Digest, tag, err)
+	return copyOpts
+}
+
+// uploadBlobs is the PreCopy hook that sends blobs up with the repository's
+// uploader, which mounts them from mountFrom, sends large ones in chunks and
+// resumes a cut upload, reading the source again from there. Manifests are
+// left to CopyGraph; a blob it handled is skipped there.
+func uploadBlobs(src content.ReadOnlyStorage, repo *upload.Repository, mountFrom []string, emit func(Event)) func(context.Context, ocispec.Descriptor) error {
+	up := *repo.Uploader
+	up.OnResume = func(d ocispec.Descriptor, off int64) {
+		emit(Event{Action: ActionResumed, Descriptor: d, Offset: off})
+		if repo.Uploader.OnResume != nil {
+			repo.Uploader.OnResume(d, off)
 		}
-		emit(Event{Action: ActionTagged, Tag: tag, Descriptor: root})
 	}
-	return rep, nil
+	return func(ctx context.Context, d ocispec.Descriptor) error {
+		if repo.IsManifest(d) {
+			return nil
+		}
+		mounted, err := up.Upload(ctx, d, mountFrom, upload.FetchOpener(src, d))
+		if err != nil {
+			return err
+		}
+		if mounted {
+			emit(Event{Action: ActionMounted, Descriptor: d})
+		} else {
+			emit(Event{Action: ActionUploaded, Descriptor: d})
+		}
+		return oras.SkipNode
+	}
 }
 
 // tagRoot tags with the manifest bytes at hand: a registry then takes one

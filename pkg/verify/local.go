@@ -178,86 +178,141 @@ func (e *BootError) Unwrap() error { return e.Err }
 // cancelled; it never outlives the call. The error of a failed boot is a
 // *BootError that quotes the end of the console.
 func BootLocal(ctx context.Context, opts LocalOptions) (LocalResult, error) {
-	if opts.Marker == "" {
-		return LocalResult{}, errors.New("no marker given: expected the text the guest prints on its console once it has booted")
-	}
-	arch := opts.Arch
-	if arch == "" {
-		arch = runtime.GOARCH
-	}
-	arch, err := containerdisk.NormalizeArch(arch)
+	b, err := planLocal(opts)
 	if err != nil {
 		return LocalResult{}, err
 	}
-	if arch != "amd64" && arch != "arm64" {
-		return LocalResult{}, &inputerr.Error{Input: arch, What: "unknown architecture for a local boot", Expected: "amd64 or arm64"}
+	return b.run(ctx)
+}
+
+// localBoot is a boot whose inputs are checked and whose defaults are
+// filled in: nothing has started yet.
+type localBoot struct {
+	opts     LocalOptions
+	arch     string
+	format   disk.Format
+	accel    string
+	qemu     string
+	firmware string
+	userData []byte
+	timeout  time.Duration
+	memory   string
+}
+
+// planLocal checks everything a boot needs before anything starts, in the
+// order a user fixes them: the marker, the architecture, the disk, then
+// the QEMU binary and firmware for that architecture.
+func planLocal(opts LocalOptions) (localBoot, error) {
+	if opts.Marker == "" {
+		return localBoot{}, errors.New("no marker given: expected the text the guest prints on its console once it has booted")
+	}
+	b := localBoot{opts: opts, userData: opts.UserData, timeout: opts.Timeout, memory: opts.Memory}
+	var err error
+	if b.arch, err = localArch(opts.Arch); err != nil {
+		return localBoot{}, err
 	}
 	// The checks of build, before anything starts: QEMU opens the backing
 	// and data files a qcow2 names, which must not reach this host's files.
 	info, err := disk.Inspect(opts.Disk)
 	if err != nil {
-		return LocalResult{}, fmt.Errorf("checking the disk to boot: %w", err)
+		return localBoot{}, fmt.Errorf("checking the disk to boot: %w", err)
 	}
-	accel := opts.Accel
-	if accel == "" {
-		accel = "tcg"
-		usable := opts.kvm
-		if usable == nil {
-			usable = kvmUsable
-		}
-		if arch == runtime.GOARCH && usable() {
-			accel = "kvm"
-		}
+	b.format = info.Format
+	b.accel = localAccel(opts, b.arch)
+	if b.qemu, b.firmware, err = findQEMU(opts, b.arch); err != nil {
+		return localBoot{}, err
 	}
+	if len(b.userData) == 0 {
+		b.userData = []byte(UserData{Marker: opts.Marker}.Script())
+	}
+	if b.timeout <= 0 {
+		b.timeout = DefaultLocalTimeout
+	}
+	if b.memory == "" {
+		b.memory = DefaultLocalMemory
+	}
+	return b, nil
+}
+
+// localArch normalises the architecture to boot (the host's when empty)
+// and refuses those there is no QEMU machine for.
+func localArch(arch string) (string, error) {
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
+	arch, err := containerdisk.NormalizeArch(arch)
+	if err != nil {
+		return "", err
+	}
+	if arch != "amd64" && arch != "arm64" {
+		return "", &inputerr.Error{Input: arch, What: "unknown architecture for a local boot", Expected: "amd64 or arm64"}
+	}
+	return arch, nil
+}
+
+// localAccel is the accelerator asked for, or else kvm when /dev/kvm opens
+// and the guest has the host's architecture, else tcg.
+func localAccel(opts LocalOptions, arch string) string {
+	if opts.Accel != "" {
+		return opts.Accel
+	}
+	usable := opts.kvm
+	if usable == nil {
+		usable = kvmUsable
+	}
+	if arch == runtime.GOARCH && usable() {
+		return "kvm"
+	}
+	return "tcg"
+}
+
+// findQEMU finds the QEMU binary for arch and the UEFI firmware it boots
+// with (arm64 always has one), saying which Debian package to install
+// when either is missing.
+func findQEMU(opts LocalOptions, arch string) (qemuPath, firmware string, err error) {
 	qemu := opts.QEMU
 	if qemu == "" {
 		qemu = map[string]string{"amd64": "qemu-system-x86_64", "arm64": "qemu-system-aarch64"}[arch]
 	}
-	qemuPath, err := exec.LookPath(qemu)
+	qemuPath, err = exec.LookPath(qemu)
 	if err != nil {
 		pkg := map[string]string{"amd64": "qemu-system-x86", "arm64": "qemu-system-arm"}[arch]
-		return LocalResult{}, fmt.Errorf("QEMU for %s: %w; install it (Debian: apt-get install %s) or name the binary", arch, err, pkg)
+		return "", "", fmt.Errorf("QEMU for %s: %w; install it (Debian: apt-get install %s) or name the binary", arch, err, pkg)
 	}
-	firmware := opts.Firmware
+	firmware = opts.Firmware
 	if firmware == "" && arch == "arm64" {
 		firmware = DefaultAArch64Firmware
 	}
 	if firmware != "" {
 		if _, err := os.Stat(firmware); err != nil {
-			return LocalResult{}, fmt.Errorf("UEFI firmware: %w; install it (Debian: apt-get install qemu-efi-aarch64 for arm64, ovmf for amd64) or name the file", err)
+			return "", "", fmt.Errorf("UEFI firmware: %w; install it (Debian: apt-get install qemu-efi-aarch64 for arm64, ovmf for amd64) or name the file", err)
 		}
 	}
-	userData := opts.UserData
-	if len(userData) == 0 {
-		userData = []byte(UserData{Marker: opts.Marker}.Script())
-	}
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultLocalTimeout
-	}
-	memory := opts.Memory
-	if memory == "" {
-		memory = DefaultLocalMemory
-	}
+	return qemuPath, firmware, nil
+}
 
+// run writes the seed into a temporary directory, boots, and when a kvm
+// boot it chose itself fails the way a broken KVM does, boots again under
+// tcg.
+func (b localBoot) run(ctx context.Context) (LocalResult, error) {
 	tmp, err := os.MkdirTemp("", "containerdisk-verify-")
 	if err != nil {
 		return LocalResult{}, err
 	}
 	defer os.RemoveAll(tmp)
 	seed := filepath.Join(tmp, "seed.iso")
-	if err := WriteNoCloudSeed(seed, userData, metaData()); err != nil {
+	if err := WriteNoCloudSeed(seed, b.userData, metaData()); err != nil {
 		return LocalResult{}, err
 	}
-	run := qemuRun{qemu: qemuPath, marker: opts.Marker, console: opts.Console, timeout: timeout,
-		report: BootError{Disk: opts.Disk, Arch: arch}}
-	if firmware != "" {
+	run := qemuRun{qemu: b.qemu, marker: b.opts.Marker, console: b.opts.Console, timeout: b.timeout,
+		report: BootError{Disk: b.opts.Disk, Arch: b.arch}}
+	if b.firmware != "" {
 		// UEFI falls back to its shell when the disk boots nothing; the
 		// shell would wait there until the timeout.
 		run.stuck = uefiShellPrompt
 	}
 	boot := func(accel string) (LocalResult, error) {
-		args, err := qemuArgs(arch, accel, memory, firmware, opts.Disk, info.Format, seed, tmp)
+		args, err := qemuArgs(b.arch, accel, b.memory, b.firmware, b.opts.Disk, b.format, seed, tmp)
 		if err != nil {
 			return LocalResult{}, err
 		}
@@ -265,18 +320,25 @@ func BootLocal(ctx context.Context, opts LocalOptions) (LocalResult, error) {
 		return run.boot(ctx)
 	}
 	start := time.Now()
-	res, err := boot(accel)
-	var be *BootError
-	if opts.Accel == "" && accel == "kvm" && errors.As(err, &be) && (errors.Is(err, ErrKVMFailed) ||
-		errors.Is(err, ErrQEMUExited) && be.Exit != "exit status 0" && be.ConsoleTail == "") {
+	res, err := boot(b.accel)
+	if b.opts.Accel == "" && b.accel == "kvm" && kvmBroken(err) {
 		// /dev/kvm opens but KVM cannot run the guest (nested or
 		// emulated KVM, as in some sandboxes, aborts at once or stops
 		// the guest with an internal error): fall back to emulation
 		// within what is left of the timeout.
-		run.timeout = timeout - time.Since(start)
+		run.timeout = b.timeout - time.Since(start)
 		res, err = boot("tcg")
 	}
 	return res, err
+}
+
+// kvmBroken reports whether a boot failed the way a KVM that cannot run
+// guests makes it fail: KVM's internal error, or QEMU gone at once with a
+// failure status before the guest printed anything.
+func kvmBroken(err error) bool {
+	var be *BootError
+	return errors.As(err, &be) && (errors.Is(err, ErrKVMFailed) ||
+		errors.Is(err, ErrQEMUExited) && be.Exit != "exit status 0" && be.ConsoleTail == "")
 }
 
 // qemuRun is one QEMU process and what to watch for on its console.
