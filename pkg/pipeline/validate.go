@@ -3,7 +3,6 @@ package pipeline
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 
 	"github.com/opencontainers/go-digest"
@@ -12,14 +11,11 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 )
 
-// The grammars of the OCI distribution specification: a repository name is
-// path components of lowercase letters and digits joined by ".", "_", "__"
-// or dashes, separated by "/"; a tag is at most 128 letters, digits, ".",
-// "_" and "-", not starting with "." or "-".
-var (
-	namePattern = regexp.MustCompile(`^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$`)
-	tagPattern  = regexp.MustCompile(`^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$`)
-)
+// The grammars of the OCI distribution specification are pkg/target's
+// (oras-go's): a repository name is path components of lowercase letters
+// and digits joined by ".", "_", "__" or dashes, separated by "/"; a tag is
+// at most 128 letters, digits, ".", "_" and "-", not starting with "." or
+// "-".
 
 // maxName bounds a repository name, as registries bound it.
 const maxName = 255
@@ -89,7 +85,7 @@ func Show(s string) string {
 // joined below a registry prefix or an oci: directory. It rules out "..",
 // ".", a leading "/", backslashes and control characters.
 func ValidateName(name string) error {
-	if len(name) > maxName || !namePattern.MatchString(name) {
+	if len(name) > maxName || target.ValidateRepository(name) != nil {
 		return &FieldError{Field: "name", Value: name, Expected: expectName}
 	}
 	return nil
@@ -97,7 +93,7 @@ func ValidateName(name string) error {
 
 // ValidateTag checks that tag is a tag by the OCI distribution grammar.
 func ValidateTag(tag string) error {
-	if !tagPattern.MatchString(tag) {
+	if target.ValidateTag(tag) != nil {
 		return &FieldError{Field: "tag", Value: tag, Expected: expectTag}
 	}
 	return nil
@@ -106,7 +102,7 @@ func ValidateTag(tag string) error {
 // ValidateVersion checks that version is a tag short enough that push can
 // add its "-YYMMDDhhmm" unique tag to it.
 func ValidateVersion(version string) error {
-	if len(version) > 128-stampLen || !tagPattern.MatchString(version) {
+	if len(version) > 128-stampLen || target.ValidateTag(version) != nil {
 		return &FieldError{Field: "version", Value: version, Expected: expectVersion}
 	}
 	return nil
