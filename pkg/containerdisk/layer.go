@@ -15,6 +15,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/ctxio"
 )
 
 // layerEpoch is the modification time of every entry in a layer: layers
@@ -95,9 +97,9 @@ func writeLayer(ctx context.Context, d Disk, name string, c Compression, dir str
 	if err := tw.WriteHeader(fileHdr); err != nil {
 		return nil, err
 	}
-	var src io.Reader = io.TeeReader(ctxReader{ctx, in}, inHash)
+	var src io.Reader = io.TeeReader(ctxio.Reader(ctx, in), inHash)
 	if d.Verified {
-		src = ctxReader{ctx, in}
+		src = ctxio.Reader(ctx, in)
 	}
 	if progress != nil {
 		src = io.TeeReader(src, progress)
@@ -180,17 +182,4 @@ type countWriter struct{ n int64 }
 func (c *countWriter) Write(p []byte) (int, error) {
 	c.n += int64(len(p))
 	return len(p), nil
-}
-
-// ctxReader stops a long read when the context is cancelled (Ctrl-C).
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

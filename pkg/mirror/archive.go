@@ -20,6 +20,7 @@ import (
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/oci"
 
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/ctxio"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 )
 
@@ -226,7 +227,7 @@ func (p *archivePlan) writeBlob(ctx context.Context, tw *tar.Writer, name string
 	}
 	defer f.Close()
 	verifier := desc.Digest.Verifier()
-	r := io.TeeReader(&cancelableReader{ctx: ctx, r: f}, verifier)
+	r := io.TeeReader(ctxio.Reader(ctx, f), verifier)
 	if err := writeTarFile(tw, name, desc.Size, r); err != nil {
 		return err
 	}
@@ -256,18 +257,4 @@ func writeTarFile(tw *tar.Writer, name string, size int64, r io.Reader) error {
 // or a size of 8 GiB or more needs PAX).
 func tarHeader(name string, typ byte, mode, size int64) *tar.Header {
 	return &tar.Header{Typeflag: typ, Name: name, Mode: mode, Size: size, ModTime: archiveTime}
-}
-
-// cancelableReader stops reading once ctx is done, so that a cancelled write of a
-// large blob stops soon.
-type cancelableReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *cancelableReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

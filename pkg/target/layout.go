@@ -23,6 +23,7 @@ import (
 	"oras.land/oras-go/v2/errdef"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/ctxio"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
@@ -238,7 +239,7 @@ func (l *Layout) Exists(ctx context.Context, desc ocispec.Descriptor) (bool, err
 // error (oras-go's store, v2.7.0, leaves it there), and renamed into blobs/
 // once whole. A manifest pushed is listed in index.json.
 func (l *Layout) Push(ctx context.Context, desc ocispec.Descriptor, r io.Reader) error {
-	r = &contextReader{ctx: ctx, r: r}
+	r = ctxio.Reader(ctx, r)
 	if !upload.IsManifest(desc.MediaType) {
 		return l.pushBlob(desc, r)
 	}
@@ -626,20 +627,6 @@ func OpenLayoutFS(ctx context.Context, fsys fs.FS, path string, archive bool) (*
 		return nil, &LayoutError{Path: path, Archive: archive, Err: err}
 	}
 	return &LayoutReader{ReadOnlyStore: s}, nil
-}
-
-// contextReader stops reading once ctx is done, so that a cancelled write
-// of a large blob stops soon (oras-go's store reads on regardless).
-type contextReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *contextReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // DockerInLayout says who cannot read an image of mediaType from an OCI

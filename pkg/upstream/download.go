@@ -27,6 +27,7 @@ import (
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/ctxio"
 )
 
 // Download is one disk file to download.
@@ -186,7 +187,7 @@ func (c *Client) openPart(ctx context.Context, d Download, final string, open fu
 	}
 	t := &partDownload{c: c, d: d, open: open, final: final, partPath: partPath, part: part,
 		res: Downloaded{Path: final}, h: newHash(d.Checksum.Algorithm)}
-	t.offset, err = io.Copy(t.h, ctxReader{ctx, part})
+	t.offset, err = io.Copy(t.h, ctxio.Reader(ctx, part))
 	if err != nil {
 		part.Close()
 		return nil, err
@@ -549,7 +550,7 @@ func decompress(ctx context.Context, src, final, compression string) (err error)
 		}
 	}()
 	// Read errors are the decompressor's, or ctx's; write errors the disk's.
-	cr := &errReader{r: ctxReader{ctx, r}}
+	cr := &errReader{r: ctxio.Reader(ctx, r)}
 	if _, err := io.Copy(tmp, cr); err != nil {
 		if cr.err != nil {
 			if ctx.Err() != nil {
@@ -580,19 +581,6 @@ func (r *errReader) Read(p []byte) (int, error) {
 		r.err = err
 	}
 	return n, err
-}
-
-// ctxReader stops reading when ctx ends.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r ctxReader) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
 
 func isFile(path string) bool {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/ctxio"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -169,7 +170,7 @@ func extractLayer(ctx context.Context, src content.Fetcher, layer ocispec.Descri
 		return "", fmt.Errorf("fetching layer %s: %w", layer.Digest, err)
 	}
 	defer rc.Close()
-	vr := content.NewVerifyReader(cancelReader{ctx, rc}, layer)
+	vr := content.NewVerifyReader(ctxio.Reader(ctx, rc), layer)
 	tr, closeDecompressor, err := decompress(layer.MediaType, vr)
 	if err != nil {
 		return "", err
@@ -390,17 +391,4 @@ func copySparse(f *os.File, r io.Reader, size int64) error {
 	}
 	// A trailing hole only moved the offset: the size comes from here.
 	return f.Truncate(size)
-}
-
-// cancelReader stops a long read when the context is cancelled.
-type cancelReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c cancelReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
