@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"oras.land/oras-go/v2/registry/remote/retry"
+
 	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/backoff"
 )
 
@@ -30,16 +32,18 @@ var retryBackoff = backoff.Policy{Initial: 250 * time.Millisecond, Max: 10 * tim
 
 // retryTransport retries the requests a registry may answer differently a
 // moment later, and limits the requests in flight to each registry host.
+// The loop is oras-go's retry.Transport; the decisions are a retryPolicy,
+// made for each request, as its log lines and whether its body can be sent
+// again belong to the request.
 //
 // A request is retried when it can be sent again as it was: it has no body,
 // or its body can be rewound (req.GetBody). A chunk of a blob streamed from
 // elsewhere cannot; whoever streams it resumes the upload instead.
 type retryTransport struct {
+	// base sends one attempt: the per-host limit over the stall limit.
 	base    http.RoundTripper
 	retries int
-	// limit is the number of requests in flight per host; 0 for no limit.
-	limit int
-	log   func(format string, args ...any)
+	log     func(format string, args ...any)
 }
 
 // RetryTransport wraps base (nil for http.DefaultTransport with the
@@ -58,7 +62,12 @@ func RetryTransport(base http.RoundTripper, opts RemoteOptions) http.RoundTrippe
 // per-host limit of opts.
 func newRetryTransport(base http.RoundTripper, opts RemoteOptions) *retryTransport {
 	base = &stallTransport{base: base, limit: stallLimit(opts)}
-	t := &retryTransport{base: base, retries: opts.Retries, limit: opts.MaxConcurrency, log: opts.Log}
+	if opts.MaxConcurrency > 0 {
+		// Under the retries, so that each attempt takes a slot and a
+		// request waiting to retry holds none.
+		base = &hostLimitTransport{base: base, limit: opts.MaxConcurrency}
+	}
+	t := &retryTransport{base: base, retries: opts.Retries, log: opts.Log}
 	switch {
 	case t.retries == 0:
 		t.retries = defaultRetries
@@ -68,72 +77,107 @@ func newRetryTransport(base http.RoundTripper, opts RemoteOptions) *retryTranspo
 	return t
 }
 
-// RoundTrip sends req, again after a pause while the answer is worth
-// retrying and retries are left.
+// RoundTrip sends req through a retry.Transport with a policy of its own.
 func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	ctx := req.Context()
-	replayable := req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
-	stalls := 0
-	for attempt := 0; ; attempt++ {
-		r := req
-		if attempt > 0 {
-			r = req.Clone(ctx)
-			if req.Body != nil && req.Body != http.NoBody {
-				body, err := req.GetBody()
-				if err != nil {
-					return nil, fmt.Errorf("rewinding the body of %s %s: %w", req.Method, redact(req), err)
-				}
-				r.Body = body
-			}
+	// retry.Transport sets the body of the request it sends again; it gets
+	// a copy, as a RoundTripper leaves its caller's request alone.
+	r := req.WithContext(req.Context())
+	if r.Body == http.NoBody && r.GetBody == nil {
+		// Nothing to rewind; retry.Transport only knows a nil body.
+		r.GetBody = func() (io.ReadCloser, error) { return http.NoBody, nil }
+	}
+	// The error of the last rewind: retry.Transport gives up on one
+	// without a word, where the caller is owed the reason.
+	var rewindErr error
+	if getBody := r.GetBody; getBody != nil {
+		r.GetBody = func() (io.ReadCloser, error) {
+			body, err := getBody()
+			rewindErr = err
+			return body, err
 		}
-		release, err := t.acquire(ctx, req.URL.Host)
-		if err != nil {
-			if r.Body != nil {
-				r.Body.Close()
-			}
-			return nil, err
-		}
-		resp, err := t.base.RoundTrip(r)
-		// Response bodies hold no slot: a copy within one registry streams
-		// a download into an upload, and counting both would deadlock
-		// with a limit of one.
-		release()
-		if !replayable || attempt >= t.retries || ctx.Err() != nil {
-			return resp, err
-		}
-		retries := t.retries
-		var stall *StallError
-		if errors.As(err, &stall) {
-			if stalls >= maxStallRetries {
-				return resp, err
-			}
-			stalls++
-			// The last retry, unless a stall is retried more than once.
-			retries = min(retries, attempt+1+maxStallRetries-stalls)
-		}
-		wait, reason, retry := t.decide(attempt, resp, err)
-		if !retry {
-			if reason != "" {
-				t.logf("%s %s: %s", req.Method, redact(req), reason)
-			}
-			return resp, err
-		}
-		if resp != nil {
-			// Drain a little so the connection can be reused.
-			io.CopyN(io.Discard, resp.Body, 4096)
+	}
+	p := t.newPolicy(req)
+	rt := &retry.Transport{Base: t.base, Policy: func() retry.Policy { return p }}
+	resp, err := rt.RoundTrip(r)
+	if rewindErr != nil {
+		// retry.Transport gives back the answer it meant to retry.
+		if err == nil {
 			resp.Body.Close()
 		}
-		t.logf("%s %s: %s; retrying in %v (retry %d of %d)", req.Method, redact(req), reason, wait.Round(time.Millisecond), attempt+1, retries)
-		if err := backoff.Sleep(ctx, wait); err != nil {
-			return nil, err
+		return nil, fmt.Errorf("rewinding the body of %s %s: %w", req.Method, redact(req), rewindErr)
+	}
+	return resp, err
+}
+
+// newPolicy is the retry policy of req.
+func (t *retryTransport) newPolicy(req *http.Request) *retryPolicy {
+	return &retryPolicy{
+		ctx:        req.Context(),
+		method:     req.Method,
+		url:        redact(req),
+		replayable: req.Body == nil || req.Body == http.NoBody || req.GetBody != nil,
+		retries:    t.retries,
+		log:        t.log,
+	}
+}
+
+// retryPolicy decides, for retry.Transport, whether and when one request
+// is sent again, and logs why. It counts the request's stalls, so it
+// serves a single request.
+type retryPolicy struct {
+	// ctx is the request's: retry.Policy is not given it.
+	ctx         context.Context
+	method, url string // for the log
+	replayable  bool
+	retries     int
+	stalls      int
+	log         func(format string, args ...any)
+}
+
+// Retry implements retry.Policy: the wait before sending the request again
+// after attempt (from 0) ended with resp or err, or -1 not to.
+func (p *retryPolicy) Retry(attempt int, resp *http.Response, err error) (time.Duration, error) {
+	// retry.Transport checks the body only after asking, when the answer
+	// has been drained and the retry logged.
+	if !p.replayable || attempt >= p.retries || p.ctx.Err() != nil {
+		return -1, nil
+	}
+	retries := p.retries
+	var stall *StallError
+	if errors.As(err, &stall) {
+		if p.stalls >= maxStallRetries {
+			return -1, nil
 		}
+		p.stalls++
+		// The last retry, unless a stall is retried more than once.
+		retries = min(retries, attempt+1+maxStallRetries-p.stalls)
+	}
+	wait, reason, ok := decide(attempt, resp, err)
+	if !ok {
+		if reason != "" {
+			p.logf("%s %s: %s", p.method, p.url, reason)
+		}
+		return -1, nil
+	}
+	if resp != nil {
+		// Drain a little so the connection can be reused: retry.Transport
+		// closes the body without reading it.
+		io.CopyN(io.Discard, resp.Body, 4096)
+	}
+	p.logf("%s %s: %s; retrying in %v (retry %d of %d)", p.method, p.url, reason, wait.Round(time.Millisecond), attempt+1, retries)
+	return wait, nil
+}
+
+func (p *retryPolicy) logf(format string, args ...any) {
+	if p.log != nil {
+		p.log(format, args...)
 	}
 }
 
 // decide says whether to retry after an answer (resp) or a failure (err),
 // how long to wait first, and why, for the log. A reason without retry
 // explains a refusal worth logging.
-func (t *retryTransport) decide(attempt int, resp *http.Response, err error) (wait time.Duration, reason string, retry bool) {
+func decide(attempt int, resp *http.Response, err error) (wait time.Duration, reason string, retry bool) {
 	if err != nil {
 		if !retryableError(err) {
 			return 0, "", false
@@ -171,12 +215,6 @@ func retryableError(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func (t *retryTransport) logf(format string, args ...any) {
-	if t.log != nil {
-		t.log(format, args...)
-	}
-}
-
 // redact is the request's URL without its query, which carries upload
 // state tokens: long, and nothing a reader of the log needs.
 func redact(req *http.Request) string {
@@ -190,12 +228,17 @@ func redact(req *http.Request) string {
 // repositories a mirror opens on one registry share its limit.
 var hostSlots sync.Map // "host limit" → chan struct{}
 
-// acquire waits for a slot for a request to host and returns its release.
-func (t *retryTransport) acquire(ctx context.Context, host string) (func(), error) {
-	if t.limit <= 0 {
-		return func() {}, nil
-	}
-	key := host + " " + strconv.Itoa(t.limit)
+// hostLimitTransport limits the round trips in flight to each host to
+// limit. A round trip ends with the answer's headers: response bodies hold
+// no slot, as a copy within one registry streams a download into an
+// upload, and counting both would deadlock with a limit of one.
+type hostLimitTransport struct {
+	base  http.RoundTripper
+	limit int
+}
+
+func (t *hostLimitTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	key := req.URL.Host + " " + strconv.Itoa(t.limit)
 	v, ok := hostSlots.Load(key)
 	if !ok {
 		v, _ = hostSlots.LoadOrStore(key, make(chan struct{}, t.limit))
@@ -203,8 +246,12 @@ func (t *retryTransport) acquire(ctx context.Context, host string) (func(), erro
 	slots := v.(chan struct{})
 	select {
 	case slots <- struct{}{}:
-		return func() { <-slots }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	case <-req.Context().Done():
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, req.Context().Err()
 	}
+	defer func() { <-slots }()
+	return t.base.RoundTrip(req)
 }
