@@ -35,6 +35,8 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/mirror"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/transfer"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
 // fixture is a multi-platform image in an OCI layout, tagged "41": one
@@ -127,22 +129,29 @@ func openRepo(t testing.TB, host, name string) *remote.Repository {
 	return repo
 }
 
+// openTarget opens a repository to copy to, whose blobs go up with an
+// uploader of u's sizes.
+func openTarget(t testing.TB, host, name string, u upload.Uploader) *upload.Repository {
+	t.Helper()
+	return upload.NewRepository(openRepo(t, host, name), u)
+}
+
 // eventLog keeps the events of a copy.
 type eventLog struct {
 	mu     sync.Mutex
-	events []mirror.Event
+	events []transfer.Event
 }
 
-func (l *eventLog) add(e mirror.Event) {
+func (l *eventLog) add(e transfer.Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.events = append(l.events, e)
 }
 
-func (l *eventLog) of(a mirror.Action) []mirror.Event {
+func (l *eventLog) of(a transfer.Action) []transfer.Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []mirror.Event
+	var out []transfer.Event
 	for _, e := range l.events {
 		if e.Action == a {
 			out = append(out, e)
@@ -174,7 +183,7 @@ func TestCopyAllPlatforms(t *testing.T) {
 	srcReg, dstReg := testregistry.New(t), testregistry.New(t)
 	f := newFixture(t, 64<<10, false, "amd64", "arm64", "s390x")
 	src := f.pushTo(t, srcReg, "containerdisks/fedora")
-	dst := openRepo(t, dstReg.Host, "mirror/fedora")
+	dst := openTarget(t, dstReg.Host, "mirror/fedora", upload.Uploader{})
 
 	var log eventLog
 	rep, err := mirror.CopyImage(ctx, src, "41", dst, []string{"41", "latest"}, mirror.CopyOptions{OnEvent: log.add})
@@ -186,13 +195,13 @@ func TestCopyAllPlatforms(t *testing.T) {
 		SourceDigest: f.root.Digest, TargetDigest: f.root.Digest, TargetMediaType: f.root.MediaType,
 		Platforms: []string{"linux/amd64", "linux/arm64", "linux/s390x"},
 		// 3 layers, 3 configs, 3 manifests, the index.
-		Copied: 10, CopiedBytes: rep.CopiedBytes, Tags: []string{"41", "latest"},
+		Report: transfer.Report{Root: f.root, Uploaded: 10, UploadedBytes: rep.UploadedBytes, Tagged: []string{"41", "latest"}},
 	}
 	if diff := cmp.Diff(want, rep); diff != "" {
 		t.Errorf("report (-want +got):\n%s", diff)
 	}
-	if rep.CopiedBytes < 3*64<<10 {
-		t.Errorf("copied %d bytes, want at least the layers' %d", rep.CopiedBytes, 3*64<<10)
+	if rep.UploadedBytes < 3*64<<10 {
+		t.Errorf("copied %d bytes, want at least the layers' %d", rep.UploadedBytes, 3*64<<10)
 	}
 	// Every blob went in one POST and one PUT, and the tags came last.
 	if st := dstReg.Stats(); st.BlobPost != 6 || st.BlobPut != 6 || st.BlobPatch != 0 {
@@ -215,7 +224,7 @@ func TestCopyAllPlatforms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.UpToDate || rep.Copied != 0 || len(rep.Tags) != 0 {
+	if !rep.UpToDate() || rep.Uploaded != 0 || len(rep.Tagged) != 0 {
 		t.Errorf("second copy: %+v, want up to date", rep)
 	}
 	headsOnly(t, "the source", srcReg.Stats(), 1, 0)
@@ -229,7 +238,7 @@ func TestCopyAllPlatforms(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.UpToDate || rep.Copied != 0 || rep.Existing != 1 || !slices.Equal(rep.Tags, []string{"41-1.5"}) {
+	if rep.UpToDate() || rep.Uploaded != 0 || rep.Existing != 1 || !slices.Equal(rep.Tagged, []string{"41-1.5"}) {
 		t.Errorf("new tag: %+v, want the index found and one tag", rep)
 	}
 	if st := dstReg.Stats(); st != (testregistry.Stats{ManifestHead: 3, ManifestPut: 1}) {
@@ -245,7 +254,7 @@ func TestCopyRewrite(t *testing.T) {
 	srcReg, dstReg := testregistry.New(t), testregistry.New(t)
 	f := newFixture(t, 64<<10, false, "amd64", "arm64")
 	src := f.pushTo(t, srcReg, "containerdisks/fedora")
-	dst := openRepo(t, dstReg.Host, "mirror/fedora")
+	dst := openTarget(t, dstReg.Host, "mirror/fedora", upload.Uploader{})
 
 	opts := mirror.CopyOptions{Platforms: []string{"aarch64"}}
 	rep, err := mirror.CopyImage(ctx, src, "41", dst, []string{"41"}, opts)
@@ -253,7 +262,7 @@ func TestCopyRewrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rep.TargetDigest == f.root.Digest || rep.SourceDigest != f.root.Digest || rep.Mode != mirror.PlatformRewrite ||
-		!slices.Equal(rep.Platforms, []string{"linux/arm64"}) || rep.Copied != 4 {
+		!slices.Equal(rep.Platforms, []string{"linux/arm64"}) || rep.Uploaded != 4 {
 		t.Errorf("report %+v; want a new index of linux/arm64 and 4 nodes copied", rep)
 	}
 	root, err := dst.Resolve(ctx, "41")
@@ -291,7 +300,7 @@ func TestCopyRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rep.UpToDate || rep.TargetDigest != root.Digest {
+	if !rep.UpToDate() || rep.TargetDigest != root.Digest {
 		t.Errorf("second copy: %+v, want up to date at %s", rep, root.Digest)
 	}
 	if st := srcReg.Stats(); st != (testregistry.Stats{ManifestHead: 1, ManifestGet: 1}) {
@@ -304,7 +313,7 @@ func TestCopyRewrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.TargetDigest != f.root.Digest || rep.Mode != "" || rep.Copied != 4 || rep.Existing != 1 {
+	if rep.TargetDigest != f.root.Digest || rep.Mode != "" || rep.Uploaded != 4 || rep.Existing != 1 {
 		t.Errorf("every platform: %+v; want the source index, the amd64 image copied (4 nodes), the arm64 one found", rep)
 	}
 }
@@ -331,7 +340,7 @@ func TestCopyDockerManifestList(t *testing.T) {
 	if err := src.Tag(ctx, res.Root, "41"); err != nil {
 		t.Fatal(err)
 	}
-	dst := openRepo(t, dstReg.Host, "mirror/fedora")
+	dst := openTarget(t, dstReg.Host, "mirror/fedora", upload.Uploader{})
 	rep, err := mirror.CopyImage(ctx, src, "41", dst, []string{"41"}, mirror.CopyOptions{Platforms: []string{"amd64", "s390x"}})
 	if err != nil {
 		t.Fatal(err)
@@ -343,7 +352,7 @@ func TestCopyDockerManifestList(t *testing.T) {
 	if root.MediaType != containerdisk.MediaTypeDockerManifestList || root.Digest != rep.TargetDigest || rep.TargetDigest == res.Root.Digest {
 		t.Errorf("target root %+v, report %+v; want a new Docker manifest list", root, rep)
 	}
-	if !slices.Equal(rep.Platforms, []string{"linux/amd64", "linux/s390x"}) || rep.Copied != 7 {
+	if !slices.Equal(rep.Platforms, []string{"linux/amd64", "linux/s390x"}) || rep.Uploaded != 7 {
 		t.Errorf("report %+v; want amd64 and s390x, 7 nodes", rep)
 	}
 }
@@ -357,7 +366,7 @@ func TestCopySparse(t *testing.T) {
 
 	// distribution/v3 in its default configuration checks that every
 	// image of an index is there.
-	dst := openRepo(t, dstReg.Host, "mirror/fedora")
+	dst := openTarget(t, dstReg.Host, "mirror/fedora", upload.Uploader{})
 	_, err := mirror.CopyImage(ctx, src, "41", dst, []string{"41"}, sparse)
 	var serr *mirror.SparseIndexError
 	if !errors.As(err, &serr) || serr.Index != f.root.Digest || !strings.Contains(err.Error(), `copy with platform mode "rewrite"`) ||
@@ -381,7 +390,7 @@ func TestCopySparse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.TargetDigest != f.root.Digest || rep.Mode != mirror.PlatformSparse || rep.Copied != 4 {
+	if rep.TargetDigest != f.root.Digest || rep.Mode != mirror.PlatformSparse || rep.Uploaded != 4 {
 		t.Errorf("report %+v, want the source digest and 4 nodes copied", rep)
 	}
 	if d, err := layout.Resolve(ctx, "41"); err != nil || d.Digest != f.root.Digest {
@@ -393,7 +402,7 @@ func TestCopySparse(t *testing.T) {
 
 	// Again: the index is read at the source, the target has it all.
 	srcReg.ResetStats()
-	if rep, err = mirror.CopyImage(ctx, src, "41", layout, []string{"41"}, sparse); err != nil || !rep.UpToDate {
+	if rep, err = mirror.CopyImage(ctx, src, "41", layout, []string{"41"}, sparse); err != nil || !rep.UpToDate() {
 		t.Errorf("second sparse copy: %+v, %v; want up to date", rep, err)
 	}
 	if st := srcReg.Stats(); st != (testregistry.Stats{ManifestHead: 1, ManifestGet: 1}) {
@@ -402,7 +411,7 @@ func TestCopySparse(t *testing.T) {
 	// One platform more: the index is there under the tag already, but
 	// the s390x image is not; it is copied.
 	sparse.Platforms = append(sparse.Platforms, "s390x")
-	if rep, err = mirror.CopyImage(ctx, src, "41", layout, []string{"41"}, sparse); err != nil || rep.UpToDate || rep.Copied != 3 {
+	if rep, err = mirror.CopyImage(ctx, src, "41", layout, []string{"41"}, sparse); err != nil || rep.UpToDate() || rep.Uploaded != 3 {
 		t.Errorf("sparse copy of one more platform: %+v, %v; want the s390x image copied (3 nodes)", rep, err)
 	}
 	if !exists(t, layout, f.layers["s390x"]) || exists(t, layout, f.layers["amd64"]) {
@@ -415,7 +424,7 @@ func TestCopyPlatformErrors(t *testing.T) {
 	reg := testregistry.New(t)
 	single := newFixture(t, 1024, true, "arm64")
 	index := newFixture(t, 1024, false, "amd64", "arm64")
-	dst := openRepo(t, reg.Host, "mirror/x")
+	dst := openTarget(t, reg.Host, "mirror/x", upload.Uploader{})
 	tests := []struct {
 		name string
 		src  *fixture
@@ -455,10 +464,10 @@ func TestCopyMount(t *testing.T) {
 	srcReg, dstReg := testregistry.New(t), testregistry.New(t)
 	f := newFixture(t, 256<<10, false, "amd64", "arm64", "s390x")
 	src := f.pushTo(t, srcReg, "containerdisks/fedora")
-	if _, err := mirror.CopyImage(ctx, src, "41", openRepo(t, dstReg.Host, "team-a/fedora"), []string{"41"}, mirror.CopyOptions{}); err != nil {
+	if _, err := mirror.CopyImage(ctx, src, "41", openTarget(t, dstReg.Host, "team-a/fedora", upload.Uploader{}), []string{"41"}, mirror.CopyOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	dst := openRepo(t, dstReg.Host, "team-b/fedora")
+	dst := openTarget(t, dstReg.Host, "team-b/fedora", upload.Uploader{})
 
 	// A dry run says what would be mounted, with HEAD requests only.
 	dstReg.ResetStats()
@@ -467,7 +476,7 @@ func TestCopyMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Mounted != 6 || rep.Copied != 4 || !slices.Equal(rep.Tags, []string{"41"}) {
+	if rep.Mounted != 6 || rep.Uploaded != 4 || !slices.Equal(rep.Tagged, []string{"41"}) {
 		t.Errorf("dry run: %+v, want 6 blobs to mount, 4 manifests to copy, a tag", rep)
 	}
 	if st := dstReg.Stats(); st.ManifestGet+st.BlobGet+st.BlobPost+st.BlobPut+st.BlobPatch+st.ManifestPut != 0 {
@@ -482,7 +491,7 @@ func TestCopyMount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Mounted != 6 || rep.Copied != 4 || len(log.of(mirror.ActionMounted)) != 6 {
+	if rep.Mounted != 6 || rep.Uploaded != 4 || len(log.of(transfer.ActionMounted)) != 6 {
 		t.Errorf("report %+v, want 6 blobs mounted and 4 manifests copied", rep)
 	}
 	// The first candidate lacks the blobs: its upload is cancelled.
@@ -497,14 +506,14 @@ func TestCopyDryRun(t *testing.T) {
 	ctx := t.Context()
 	dstReg := testregistry.New(t)
 	f := newFixture(t, 100_000, false, "amd64", "arm64")
-	dst := openRepo(t, dstReg.Host, "mirror/fedora")
+	dst := openTarget(t, dstReg.Host, "mirror/fedora", upload.Uploader{})
 	var log eventLog
 	rep, err := mirror.CopyImage(ctx, f.store, "41", dst, []string{"41"}, mirror.CopyOptions{DryRun: true, Platforms: []string{"amd64"}, OnEvent: log.add})
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantBytes := f.layers["amd64"].Size + f.configs["amd64"].Size + f.images["amd64"].Size
-	if rep.Copied != 4 || rep.CopiedBytes <= wantBytes || rep.CopiedBytes > wantBytes+1000 || len(log.of(mirror.ActionWouldCopy)) != 4 || len(log.of(mirror.ActionWouldTag)) != 1 {
+	if rep.Uploaded != 4 || rep.UploadedBytes <= wantBytes || rep.UploadedBytes > wantBytes+1000 || len(log.of(transfer.ActionWouldUpload)) != 4 || len(log.of(transfer.ActionWouldTag)) != 1 {
 		t.Errorf("dry run: %+v, want 4 nodes, %d bytes and the new index", rep, wantBytes)
 	}
 	// The index, its image, the config and the layer.
@@ -608,12 +617,12 @@ func TestCopyTooManyRequests(t *testing.T) {
 	limit(srcProxy)
 	limit(dstProxy)
 	src := openRepo(t, srcProxy.host(), "containerdisks/fedora")
-	dst := openRepo(t, dstProxy.host(), "mirror/fedora")
+	dst := openTarget(t, dstProxy.host(), "mirror/fedora", upload.Uploader{})
 	rep, err := mirror.CopyImage(ctx, src, "41", dst, []string{"41"}, mirror.CopyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.TargetDigest != f.root.Digest || rep.Copied != 7 {
+	if rep.TargetDigest != f.root.Digest || rep.Uploaded != 7 {
 		t.Errorf("report %+v", rep)
 	}
 	t.Logf("%d requests refused with 429", refused.Load())
@@ -651,12 +660,12 @@ func TestCopySourceCut(t *testing.T) {
 		return nil
 	}
 	src := openRepo(t, p.host(), "containerdisks/fedora")
-	dst := openRepo(t, dstReg.Host, "mirror/fedora")
+	dst := openTarget(t, dstReg.Host, "mirror/fedora", upload.Uploader{})
 	rep, err := mirror.CopyImage(ctx, src, "41", dst, []string{"41"}, mirror.CopyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Copied != 3 || !exists(t, dst, f.layers["amd64"]) {
+	if rep.Uploaded != 3 || !exists(t, dst, f.layers["amd64"]) {
 		t.Errorf("report %+v", rep)
 	}
 	mu.Lock()
@@ -677,10 +686,10 @@ func TestCopyCorruptBlob(t *testing.T) {
 	for _, tt := range []struct {
 		name string
 		size int64
-		opts mirror.CopyOptions
+		up   upload.Uploader
 	}{
-		{"one PUT", 2 << 20, mirror.CopyOptions{}},
-		{"chunks", 3 << 20, mirror.CopyOptions{LargeBlob: 1 << 20, ChunkSize: 1 << 20}},
+		{"one PUT", 2 << 20, upload.Uploader{}},
+		{"chunks", 3 << 20, upload.Uploader{LargeBlob: 1 << 20, ChunkSize: 1 << 20}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := t.Context()
@@ -695,8 +704,8 @@ func TestCopyCorruptBlob(t *testing.T) {
 				return nil
 			}
 			src := openRepo(t, p.host(), "containerdisks/fedora")
-			dst := openRepo(t, dstReg.Host, "mirror/fedora")
-			_, err := mirror.CopyImage(ctx, src, "41", dst, []string{"41"}, tt.opts)
+			dst := openTarget(t, dstReg.Host, "mirror/fedora", tt.up)
+			_, err := mirror.CopyImage(ctx, src, "41", dst, []string{"41"}, mirror.CopyOptions{})
 			if !errors.Is(err, content.ErrMismatchedDigest) {
 				t.Fatalf("CopyImage: %v, want a mismatched digest", err)
 			}
@@ -743,7 +752,7 @@ func TestCopyToLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	d, err := layout.Resolve(ctx, "41")
-	if err != nil || d.Digest != rep.TargetDigest || rep.Copied != 4 {
+	if err != nil || d.Digest != rep.TargetDigest || rep.Uploaded != 4 {
 		t.Errorf("layout: %v %v, report %+v", d, err, rep)
 	}
 	if err := verifyGraph(ctx, layout, d); err != nil {

@@ -13,6 +13,8 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/internal/testregistry"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/mirror"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/transfer"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
 // TestUploadResumes copies a layer to a registry behind a proxy that drops
@@ -24,7 +26,7 @@ func TestUploadResumes(t *testing.T) {
 	tests := []struct {
 		name string
 		size int64
-		opts mirror.CopyOptions
+		up   upload.Uploader
 		// cut drops the connection of the nth request of a method after
 		// its body's first bytes: "PATCH 2" → {2: bytes}.
 		method string
@@ -33,10 +35,10 @@ func TestUploadResumes(t *testing.T) {
 		lose    int
 		resumes int
 	}{
-		{name: "second PATCH cut", size: 24 * MiB, opts: mirror.CopyOptions{LargeBlob: MiB, ChunkSize: 8 * MiB}, method: http.MethodPatch, cuts: map[int]int64{2: 3 * MiB}, resumes: 1},
-		{name: "two PATCHes cut", size: 24 * MiB, opts: mirror.CopyOptions{LargeBlob: MiB, ChunkSize: 8 * MiB}, method: http.MethodPatch, cuts: map[int]int64{1: 5 * MiB, 3: 1 * MiB}, resumes: 2},
+		{name: "second PATCH cut", size: 24 * MiB, up: upload.Uploader{LargeBlob: MiB, ChunkSize: 8 * MiB}, method: http.MethodPatch, cuts: map[int]int64{2: 3 * MiB}, resumes: 1},
+		{name: "two PATCHes cut", size: 24 * MiB, up: upload.Uploader{LargeBlob: MiB, ChunkSize: 8 * MiB}, method: http.MethodPatch, cuts: map[int]int64{1: 5 * MiB, 3: 1 * MiB}, resumes: 2},
 		{name: "single PUT cut", size: 6 * MiB, method: http.MethodPut, cuts: map[int]int64{1: 2 * MiB}, resumes: 1},
-		{name: "answer to the closing PUT lost", size: 6 * MiB, opts: mirror.CopyOptions{LargeBlob: MiB, ChunkSize: 4 * MiB}, method: http.MethodPut, lose: 1, resumes: 0},
+		{name: "answer to the closing PUT lost", size: 6 * MiB, up: upload.Uploader{LargeBlob: MiB, ChunkSize: 4 * MiB}, method: http.MethodPut, lose: 1, resumes: 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,18 +72,16 @@ func TestUploadResumes(t *testing.T) {
 					return nil
 				}
 			}
-			dst := openRepo(t, p.host(), "mirror/fedora")
+			dst := openTarget(t, p.host(), "mirror/fedora", tt.up)
 			var log eventLog
-			opts := tt.opts
-			opts.OnEvent = log.add
-			rep, err := mirror.CopyImage(ctx, f.store, "41", dst, []string{"41"}, opts)
+			rep, err := mirror.CopyImage(ctx, f.store, "41", dst, []string{"41"}, mirror.CopyOptions{OnEvent: log.add})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if rep.Copied != 3 {
+			if rep.Uploaded != 3 {
 				t.Errorf("report %+v, want 3 nodes copied", rep)
 			}
-			resumed := log.of(mirror.ActionResumed)
+			resumed := log.of(transfer.ActionResumed)
 			if len(resumed) != tt.resumes {
 				t.Errorf("%d resumes, want %d: %+v", len(resumed), tt.resumes, resumed)
 			}
@@ -118,16 +118,17 @@ func TestUploadWithCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	https := false
-	dst, err := target.OpenRepository(ref, target.RemoteOptions{PlainHTTP: &https, CAFile: reg.CAFile, RegistryConfig: config})
+	repo, err := target.OpenRepository(ref, target.RemoteOptions{PlainHTTP: &https, CAFile: reg.CAFile, RegistryConfig: config})
 	if err != nil {
 		t.Fatal(err)
 	}
+	dst := upload.NewRepository(repo, upload.Uploader{LargeBlob: 1 << 20, ChunkSize: 2 << 20})
 	f := newFixture(t, 5<<20, false, "amd64", "arm64")
-	rep, err := mirror.CopyImage(t.Context(), f.store, "41", dst, []string{"41"}, mirror.CopyOptions{LargeBlob: 1 << 20, ChunkSize: 2 << 20})
+	rep, err := mirror.CopyImage(t.Context(), f.store, "41", dst, []string{"41"}, mirror.CopyOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := reg.Stats(); rep.Copied != 7 || st.BlobPatch != 6 {
+	if st := reg.Stats(); rep.Uploaded != 7 || st.BlobPatch != 6 {
 		t.Errorf("report %+v; the registry was asked:\n%swant 7 nodes, 3 PATCHes per layer", rep, st)
 	}
 	if err := verifyGraph(t.Context(), dst, f.root); err != nil {
@@ -147,8 +148,8 @@ func TestUploadGivesUp(t *testing.T) {
 		return false
 	}
 	f := newFixture(t, 2<<20, true, "amd64")
-	dst := openRepo(t, p.host(), "mirror/fedora")
-	_, err := mirror.CopyImage(t.Context(), f.store, "41", dst, []string{"41"}, mirror.CopyOptions{LargeBlob: 1 << 20})
+	dst := openTarget(t, p.host(), "mirror/fedora", upload.Uploader{LargeBlob: 1 << 20})
+	_, err := mirror.CopyImage(t.Context(), f.store, "41", dst, []string{"41"}, mirror.CopyOptions{})
 	if err == nil || !strings.Contains(err.Error(), "giving up after 5 failures in a row at byte 0") {
 		t.Fatalf("CopyImage: %v, want it to give up", err)
 	}

@@ -3,6 +3,7 @@ package transfer_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,8 +12,10 @@ import (
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2"
 	"oras.land/oras-go/v2/content"
 	"oras.land/oras-go/v2/content/oci"
+	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 
 	"github.com/containerdisk/kubectl-containerdisk/internal/testdisk"
@@ -20,6 +23,7 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/transfer"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 )
 
 // image builds a containerdisk index of the given architectures into a new
@@ -203,6 +207,52 @@ func TestFailedCopyLeavesTagsAlone(t *testing.T) {
 	}
 	if exists, _ := dst.Exists(ctx, root); exists {
 		t.Errorf("the index was pushed although one of its layers was missing")
+	}
+}
+
+// TestPushRejectsCorruptSource alters a layer's bytes in the source layout:
+// the push fails with a digest mismatch read from the source, before the
+// destination commits the layer, and writes neither the index nor the tag. A
+// registry repository is taken as it is (CopyGraph's own copy) and as an
+// *upload.Repository (the uploader).
+func TestPushRejectsCorruptSource(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		open func(*remote.Repository) oras.Target
+	}{
+		{"remote.Repository", func(r *remote.Repository) oras.Target { return r }},
+		{"upload.Repository", func(r *remote.Repository) oras.Target { return upload.NewRepository(r, upload.Uploader{}) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := t.Context()
+			reg := testregistry.New(t)
+			src, layout, root := image(t, "amd64", "arm64")
+			layer := mustLayers(t, src, root)[0]
+			path := filepath.Join(layout, "blobs", "sha256", layer.Digest.Encoded())
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b[len(b)-10] ^= 0xff
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			plain := repo(t, reg, "containerdisks/demo")
+			_, err = transfer.Push(ctx, src, root, tt.open(plain), transfer.Options{Tags: []string{"1"}})
+			if !errors.Is(err, content.ErrMismatchedDigest) {
+				t.Fatalf("push of a corrupt layer: %v, want a mismatched digest", err)
+			}
+			t.Logf("error: %v", err)
+			if ok, err := plain.Exists(ctx, layer); err != nil || ok {
+				t.Errorf("the registry has the corrupt layer (%v)", err)
+			}
+			if ok, err := plain.Exists(ctx, root); err != nil || ok {
+				t.Errorf("the registry has the index (%v)", err)
+			}
+			if _, err := plain.Resolve(ctx, "1"); !errors.Is(err, errdef.ErrNotFound) {
+				t.Errorf("tag 1: %v, want not found", err)
+			}
+		})
 	}
 }
 

@@ -39,6 +39,54 @@ func (r *Repository) Push(ctx context.Context, desc ocispec.Descriptor, content 
 	return err
 }
 
+// BlobUploader is a target that sends blobs itself, with the upload
+// protocol, rather than through Push: a copy hands it each blob with where
+// it may be mounted from and how to read it again from an offset, so that
+// a cut upload resumes instead of starting over.
+type BlobUploader interface {
+	// UploadBlob sends the blob desc, read with open, or mounts it from
+	// the first of mountFrom that has it, and reports whether it was
+	// mounted. onResume, when set, is told where a cut upload goes on.
+	UploadBlob(ctx context.Context, desc ocispec.Descriptor, mountFrom []string, open Opener, onResume func(offset int64)) (mounted bool, err error)
+}
+
+// MountChecker is a target that can tell, without writing anything,
+// whether a blob would be mounted rather than uploaded.
+type MountChecker interface {
+	// CanMount reports whether one of the repositories from, of the
+	// target's registry, holds desc.
+	CanMount(ctx context.Context, desc ocispec.Descriptor, from []string) bool
+}
+
+// UploadBlob sends a blob with the Uploader; its OnResume is told of a
+// resume after onResume.
+func (r *Repository) UploadBlob(ctx context.Context, desc ocispec.Descriptor, mountFrom []string, open Opener, onResume func(offset int64)) (bool, error) {
+	u := *r.Uploader
+	if onResume != nil {
+		u.OnResume = func(d ocispec.Descriptor, off int64) {
+			onResume(off)
+			if r.Uploader.OnResume != nil {
+				r.Uploader.OnResume(d, off)
+			}
+		}
+	}
+	return u.Upload(ctx, desc, mountFrom, open)
+}
+
+// CanMount asks each repository of from for desc with a HEAD request. A
+// failed request counts as no: the upload would then try the next one too.
+func (r *Repository) CanMount(ctx context.Context, desc ocispec.Descriptor, from []string) bool {
+	for _, name := range from {
+		ref := r.Reference
+		ref.Repository = name
+		other := &remote.Repository{Client: r.Client, Reference: ref, PlainHTTP: r.PlainHTTP}
+		if ok, err := other.Blobs().Exists(ctx, desc); err == nil && ok {
+			return true
+		}
+	}
+	return false
+}
+
 // IsManifest tells manifests from blobs by media type, as the repository
 // does.
 func (r *Repository) IsManifest(desc ocispec.Descriptor) bool {

@@ -21,6 +21,8 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/pkg/mirror"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/transfer"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/upload"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/option"
 )
@@ -158,9 +160,17 @@ func (t *targets) readLocal(ctx context.Context, at target.Reference) (oras.Read
 // A dry run creates nothing: it reads what the target holds (the staging
 // layout of an archive), and a layout or archive that does not exist yet
 // is an empty target, of which everything would be copied.
-func (t *targets) destination(ctx context.Context, e endpoint, dryRun bool) (oras.Target, error) {
+//
+// A registry repository is an *upload.Repository, which sends each blob in
+// one PUT unless chunk asks for chunks of that size, and resumes an upload
+// cut midway.
+func (t *targets) destination(ctx context.Context, e endpoint, dryRun bool, chunk int64) (oras.Target, error) {
 	if !e.at.IsLocal() {
-		return target.OpenRepository(e.at.Join(e.name), t.remoteFor(e))
+		repo, err := target.OpenRepository(e.at.Join(e.name), t.remoteFor(e))
+		if err != nil {
+			return nil, err
+		}
+		return upload.NewRepository(repo, upload.Uploader{LargeBlob: chunk, ChunkSize: chunk}), nil
 	}
 	dir := e.at.Path
 	if e.at.Kind == target.KindArchive {
@@ -272,7 +282,7 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 	if err != nil {
 		return fail(err)
 	}
-	dst, err := t.destination(ctx, it.dst, opts.dryRun)
+	dst, err := t.destination(ctx, it.dst, opts.dryRun, opts.chunk)
 	if err != nil {
 		return fail(err)
 	}
@@ -280,9 +290,6 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 		Platforms: it.unit.Platforms,
 		Mode:      it.unit.PlatformMode,
 		DryRun:    opts.dryRun,
-		// One PUT per blob unless --chunk-size asks for chunks.
-		LargeBlob: opts.chunk,
-		ChunkSize: opts.chunk,
 	}
 	var reg, repo string
 	if !it.dst.at.IsLocal() {
@@ -290,13 +297,13 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 		reg, repo = img.Registry, img.Repository
 		copts.MountCandidates = func(d digest.Digest) []string { return blobs.holders(reg, repo, d) }
 	}
-	copts.OnEvent = func(e mirror.Event) {
+	copts.OnEvent = func(e transfer.Event) {
 		switch e.Action {
-		case mirror.ActionCopied, mirror.ActionMounted, mirror.ActionExists:
+		case transfer.ActionUploaded, transfer.ActionMounted, transfer.ActionExists:
 			if reg != "" {
 				blobs.add(reg, repo, e.Descriptor.Digest)
 			}
-		case mirror.ActionResumed:
+		case transfer.ActionResumed:
 			status.Printf("Resumed %s of %s at byte %d of %d", e.Descriptor.Digest, it.src, e.Offset, e.Descriptor.Size)
 		}
 	}
@@ -310,7 +317,7 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 	}
 	st := "copied"
 	switch {
-	case rep.UpToDate:
+	case rep.UpToDate():
 		st = "up-to-date"
 	case opts.dryRun:
 		st = "would-copy"
@@ -318,11 +325,11 @@ func copyItem(ctx context.Context, it item, t *targets, opts *mirrorOptions, blo
 	// The record's tags are tags, as push's are: "41" of a layout's
 	// "fedora:41".
 	var tagged []string
-	for _, t := range rep.Tags {
+	for _, t := range rep.Tagged {
 		tagged = append(tagged, it.dst.at.WithReference(t).Tag())
 	}
 	rec.Push = &pipeline.Push{
-		Status: st, DryRun: opts.dryRun, Uploaded: rep.Copied, UploadedBytes: rep.CopiedBytes,
+		Status: st, DryRun: opts.dryRun, Uploaded: rep.Uploaded, UploadedBytes: rep.UploadedBytes,
 		Mounted: rep.Mounted, Existing: rep.Existing, Tagged: tagged,
 	}
 	if st == "copied" {
