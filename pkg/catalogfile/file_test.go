@@ -101,6 +101,9 @@ func TestParseFileErrors(t *testing.T) {
 		{"entries:\n- name: x\n  versions: [\"a b\"]\n  arches: [amd64]\n  url: u\n  checksum: {file: f}\n", "my.yaml:3: entries[x].versions"},
 		{"entries:\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n  checksum: {file: f}\n  compression: lz4\n", "my.yaml:7: entries[x].compression"},
 		{"policies:\n  x: {eol: {\"1\": tomorrow}}\n", "my.yaml:2: policies.x.eol.1"},
+		// An item of a block list is reported on its own line.
+		{"entries:\n- name: x\n  versions:\n  - \"1\"\n  - \"a b\"\n  arches: [amd64]\n  url: u\n  checksum: {file: f}\n", `my.yaml:5: entries[x].versions: "a b"`},
+		{"entries:\n- name: x\n  metadata: {efi: yes}\n", `my.yaml:3: entries[0].metadata.efi: expected true or false, got "yes"`},
 		{"entries: [\n", "catalog my.yaml:1: invalid YAML: did not find expected node content"},
 		{"entries:\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n  checksum: {file: f}\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n  checksum: {file: f}\n", "my.yaml:7: entries[x].name: the name is used"},
 	}
