@@ -106,7 +106,7 @@ func ParseFile(name string, data []byte) (*File, error) {
 	if err := readlimit.CheckYAML(name, data, readlimit.YAMLEntries, "a catalog file"); err != nil {
 		return nil, fmt.Errorf("catalog %w", err)
 	}
-	d := &yamlpos.Decoder{File: name, What: "the catalog file"}
+	d := &yamlpos.Decoder{File: name, What: "the catalog"}
 	root, err := d.Parse(data)
 	if err != nil {
 		return nil, fmt.Errorf("catalog %w", err)

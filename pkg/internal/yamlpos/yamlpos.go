@@ -35,7 +35,7 @@
 //		Command string `yaml:"command" want:"a shell command"`
 //	}
 //
-// as a field `Customize *customize `yaml:"customize"“ refuses
+// into a field Customize *customize tagged yaml:"customize" refuses
 // "customize: {packges: [vim]}" with "f.yaml:3: entries[0].customize.packges:
 // unknown key: expected packages or run", and a check after decoding
 // reports a value that decoded fine at its place with

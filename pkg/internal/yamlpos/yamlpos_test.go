@@ -199,7 +199,7 @@ func TestLimits(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	for data, want := range map[string]string{
-		"a: [\n":       "f.yaml:1: invalid YAML: did not find expected node content",
+		"a: [\n":        "f.yaml:1: invalid YAML: did not find expected node content",
 		"a: 1\n---\n{}": "f.yaml:2: a second YAML document: expected one configuration per file",
 	} {
 		d := &Decoder{File: "f.yaml"}
