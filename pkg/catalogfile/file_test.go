@@ -160,3 +160,19 @@ func FuzzParseFile(f *testing.F) {
 		}
 	})
 }
+
+// TestParseFileAliasBomb checks that aliases of aliases cannot make a small
+// catalog cost a billion entries.
+func TestParseFileAliasBomb(t *testing.T) {
+	data := "entries:\n- &e {name: a, versions: &v [" + strings.Repeat("1, ", 1000) + "], arches: *v, tags: *v, url: u, checksum: {file: f}}\n" +
+		strings.Repeat("- *e\n", 2000)
+	start := time.Now()
+	_, err := ParseFile("bomb.yaml", []byte(data))
+	want := "catalog bomb.yaml:2: the catalog has more than 1000000 entries (aliases counted at each use): expected fewer"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("ParseFile took %s", d)
+	}
+}

@@ -519,7 +519,9 @@ type nativeDefaults struct {
 func (p *parser) native(root *yaml.Node) *Config {
 	c := &Config{Path: p.d.File, Format: FormatNative}
 	var f nativeFile
-	p.d.Decode(root, "", &f)
+	if p.d.Decode(root, "", &f); p.d.Over() {
+		return c
+	}
 	d := p.d
 	if d.OK("version") && f.Version != "1" {
 		p.failf("version", "version", "unsupported version %q: expected 1", f.Version)

@@ -119,9 +119,29 @@ type Decoder struct {
 	pos   map[string]position
 }
 
+// position is where a value is: its key's line and its own, and for a
+// list of scalars its items' lines, negative for an item that did not
+// decode (a map entry each would cost more than the items themselves).
 type position struct {
 	key, val int
 	failed   bool
+	items    []int
+}
+
+// lookup returns the position of path.
+func (d *Decoder) lookup(path string) (position, bool) {
+	if p, ok := d.pos[path]; ok {
+		return p, true
+	}
+	if i := strings.LastIndexByte(path, '['); i >= 0 && strings.HasSuffix(path, "]") {
+		if p, ok := d.pos[path[:i]]; ok {
+			if n, err := strconv.Atoi(path[i+1 : len(path)-1]); err == nil && n >= 0 && n < len(p.items) {
+				line := p.items[n]
+				return position{val: max(line, -line), failed: line < 0}, true
+			}
+		}
+	}
+	return position{}, false
 }
 
 // Parse reads data as one YAML document and returns its top node, nil for
@@ -188,13 +208,13 @@ func (d *Decoder) Report(line int, key, msg string, err error) {
 
 // Has reports whether the file sets path.
 func (d *Decoder) Has(path string) bool {
-	_, ok := d.pos[path]
+	_, ok := d.lookup(path)
 	return ok
 }
 
 // OK reports whether the file sets path to a value that decoded.
 func (d *Decoder) OK(path string) bool {
-	p, ok := d.pos[path]
+	p, ok := d.lookup(path)
 	return ok && !p.failed
 }
 
@@ -203,7 +223,7 @@ func (d *Decoder) OK(path string) bool {
 // mapping is.
 func (d *Decoder) Line(path string) int {
 	for {
-		if p, ok := d.pos[path]; ok {
+		if p, ok := d.lookup(path); ok {
 			return p.val
 		}
 		if path == "" {
@@ -216,7 +236,7 @@ func (d *Decoder) Line(path string) int {
 // KeyLine returns the line of the key of path, or Line(path) for a list
 // item or a key the file does not set.
 func (d *Decoder) KeyLine(path string) int {
-	if p, ok := d.pos[path]; ok && p.key > 0 {
+	if p, ok := d.lookup(path); ok && p.key > 0 {
 		return p.key
 	}
 	return d.Line(path)
@@ -247,7 +267,11 @@ func Join(path, key string) string {
 }
 
 // Index returns the path of item i of the list at path.
-func Index(path string, i int) string { return fmt.Sprintf("%s[%d]", path, i) }
+func Index(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
+
+// Over reports whether the file went over MaxNodes: what was decoded is
+// then incomplete, and the one error is about the limit.
+func (d *Decoder) Over() bool { return d.over }
 
 // Parent returns the path of the mapping or list that holds path. A key
 // with a dot in it ("quay.io") reads as two, which only makes Line look
@@ -385,43 +409,72 @@ func (d *Decoder) decode(n *yaml.Node, path, key string, v reflect.Value, f fiel
 			return
 		}
 		et := v.Type().Elem()
-		scalar := et.Kind() != reflect.Struct && et.Kind() != reflect.Slice && et.Kind() != reflect.Map
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
-		for i, e := range n.Content {
-			p := Index(path, i)
-			k := p
-			if scalar {
-				k = key
+		if !isScalar(et.Kind()) {
+			for i, e := range n.Content {
+				p := Index(path, i)
+				d.decode(e, p, p, s.Index(i), itemField(et, f))
 			}
-			d.decode(e, p, k, s.Index(i), itemField(et, f))
-		}
-		v.Set(s)
-	case reflect.String:
-		if n.Kind != yaml.ScalarNode || isNull(n) {
-			fail(cmp.Or(f.want, "a string"))
+			v.Set(s)
 			return
 		}
-		v.SetString(n.Value)
+		// A list of scalars reports its items under its own key.
+		items := make([]int, len(n.Content))
+		for i, e := range n.Content {
+			e = resolve(e)
+			items[i] = e.Line
+			if !d.scalar(e, key, s.Index(i), itemField(et, f)) {
+				items[i] = -e.Line
+			}
+		}
+		p := d.pos[path]
+		p.items = items
+		d.pos[path] = p
+		v.Set(s)
+	default:
+		if !d.scalar(n, key, v, f) {
+			d.failed(path)
+		}
+	}
+}
+
+func isScalar(k reflect.Kind) bool {
+	return k == reflect.String || k == reflect.Bool || k == reflect.Int || k == reflect.Int64
+}
+
+// scalar decodes n into v, a string, bool or int, and reports whether it
+// could.
+func (d *Decoder) scalar(n *yaml.Node, key string, v reflect.Value, f field) bool {
+	var want string
+	switch v.Kind() {
+	case reflect.String:
+		if n.Kind == yaml.ScalarNode && !isNull(n) {
+			v.SetString(n.Value)
+			return true
+		}
+		want = cmp.Or(f.want, "a string")
 	case reflect.Bool:
 		var b bool
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-			fail("true or false")
-			return
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!bool" && n.Decode(&b) == nil {
+			v.SetBool(b)
+			return true
 		}
-		v.SetBool(b)
+		want = "true or false"
 	case reflect.Int, reflect.Int64:
 		var i int64
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil || v.OverflowInt(i) {
-			fail(cmp.Or(f.want, "a whole number"))
-			return
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!int" && n.Decode(&i) == nil && !v.OverflowInt(i) {
+			v.SetInt(i)
+			return true
 		}
-		v.SetInt(i)
+		want = cmp.Or(f.want, "a whole number")
 	default:
 		// A type this package does not read is a mistake in the caller's
 		// struct, said at the key that uses it.
-		d.failed(path)
 		d.Report(n.Line, key, fmt.Sprintf("cannot decode into a Go %s", v.Type()), nil)
+		return false
 	}
+	d.Report(n.Line, key, fmt.Sprintf("expected %s, got %s", want, describe(n, f.secret)), nil)
+	return false
 }
 
 // counted asks Count whether the n items of the value of field f at path
