@@ -138,7 +138,9 @@ type Config struct {
 	Warnings []*ConfigError
 }
 
-// Unit copies images from one registry (or prefix) to one target.
+// Unit copies images from one registry (or prefix) to one target. The yaml
+// tags of Unit and ImageSpec are the native format's keys: ParseConfig
+// decodes units into them (with pkg/internal/yamlpos), then checks them.
 type Unit struct {
 	// Source is a registry host[:port][/path prefix].
 	Source string `yaml:"source" want:"a registry host[:port][/prefix]"`
