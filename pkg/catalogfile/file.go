@@ -3,7 +3,7 @@
 package catalogfile
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,10 +13,9 @@ import (
 	"slices"
 	"strings"
 
-	"go.yaml.in/yaml/v3"
-
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/yamlpos"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
 )
@@ -37,8 +36,8 @@ import (
 //	  metadata: {description: CirrOS, defaultUser: cirros}
 //	  docs: true    # false leaves it out of the generated documentation
 type File struct {
-	Policies map[string]catalog.Policy `yaml:"policies"`
-	Entries  []FileEntry               `yaml:"entries"`
+	Policies map[string]catalog.Policy `yaml:"policies" want:"a mapping of distribution names to policies"`
+	Entries  []FileEntry               `yaml:"entries" want:"a list of entries"`
 
 	// Path is the file the catalog was read from, for messages.
 	Path string `yaml:"-"`
@@ -52,8 +51,8 @@ type File struct {
 type FileEntry struct {
 	Name     string   `yaml:"name"`
 	Base     string   `yaml:"base"`
-	Versions []string `yaml:"versions"`
-	Arches   []string `yaml:"arches"`
+	Versions []string `yaml:"versions" item:"versions"`
+	Arches   []string `yaml:"arches" item:"architectures"`
 	// URL is the download URL template; URLs overrides it per
 	// architecture.
 	URL  string            `yaml:"url"`
@@ -64,7 +63,7 @@ type FileEntry struct {
 	// extension (.gz, .xz, .zst) when empty.
 	Compression string   `yaml:"compression"`
 	Build       string   `yaml:"build"`
-	Tags        []string `yaml:"tags"`
+	Tags        []string `yaml:"tags" item:"tag templates"`
 	// Stable defaults to true.
 	Stable   *bool            `yaml:"stable"`
 	Metadata catalog.Metadata `yaml:"metadata"`
@@ -107,52 +106,37 @@ func ParseFile(name string, data []byte) (*File, error) {
 	if err := readlimit.CheckYAML(name, data, readlimit.YAMLEntries, "a catalog file"); err != nil {
 		return nil, fmt.Errorf("catalog %w", err)
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, fmt.Errorf("catalog %s: %w", name, err)
+	d := &yamlpos.Decoder{File: name, What: "the catalog"}
+	root, err := d.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("catalog %w", err)
 	}
 	f := &File{Path: name}
-	if len(root.Content) == 0 {
+	if root == nil {
 		return f, nil
 	}
-	doc := root.Content[0]
-	if doc.Kind != yaml.MappingNode {
-		return nil, fileError(name, doc.Line, "", "expected a mapping with the keys policies and entries")
+	if !d.Decode(root, "", f) {
+		return nil, fmt.Errorf("catalog %w", d.Errors()[0])
 	}
-	for i := 0; i+1 < len(doc.Content); i += 2 {
-		key, val := doc.Content[i], doc.Content[i+1]
-		switch key.Value {
-		case "policies":
-			if err := decodeStrict(val, &f.Policies); err != nil {
-				return nil, fileError(name, val.Line, "policies", err.Error())
+	fail := func(at, key, msg string) error {
+		return fmt.Errorf("catalog %w", &yamlpos.Error{File: name, Line: d.Line(at), Key: key, Msg: msg})
+	}
+	for _, n := range slices.Sorted(maps.Keys(f.Policies)) {
+		eol := f.Policies[n].EOL
+		for _, v := range slices.Sorted(maps.Keys(eol)) {
+			if key := "policies." + n + ".eol." + v; !dateRE.MatchString(eol[v]) {
+				return nil, fail(key, key, fmt.Sprintf("date %q: expected YYYY-MM-DD", eol[v]))
 			}
-			for n, p := range f.Policies {
-				for v, d := range p.EOL {
-					if !dateRE.MatchString(d) {
-						return nil, fileError(name, val.Line, "policies."+n+".eol."+v, fmt.Sprintf("date %q: expected YYYY-MM-DD", d))
-					}
-				}
-			}
-		case "entries":
-			if val.Kind != yaml.SequenceNode {
-				return nil, fileError(name, val.Line, "entries", "expected a list of entries")
-			}
-			for _, en := range val.Content {
-				var e FileEntry
-				if err := decodeStrict(en, &e); err != nil {
-					return nil, fileError(name, en.Line, "entries", err.Error())
-				}
-				e.line = en.Line
-				if err := e.validate(); err != nil {
-					return nil, fileError(name, lineOf(en, err.key), "entries["+e.Name+"]."+err.key, err.msg)
-				}
-				if slices.ContainsFunc(f.Entries, func(o FileEntry) bool { return o.Name == e.Name }) {
-					return nil, fileError(name, en.Line, "entries["+e.Name+"].name", "the name is used by an earlier entry")
-				}
-				f.Entries = append(f.Entries, e)
-			}
-		default:
-			return nil, fileError(name, key.Line, key.Value, "unknown key: expected policies or entries")
+		}
+	}
+	for i := range f.Entries {
+		e := &f.Entries[i]
+		at := yamlpos.Index("entries", i)
+		if err := e.validate(); err != nil {
+			return nil, fail(yamlpos.Join(at, cmp.Or(err.at, err.key)), "entries["+e.Name+"]."+err.key, err.msg)
+		}
+		if slices.ContainsFunc(f.Entries[:i], func(o FileEntry) bool { return o.Name == e.Name }) {
+			return nil, fail(at, "entries["+e.Name+"].name", "the name is used by an earlier entry")
 		}
 	}
 	return f, nil
@@ -160,74 +144,40 @@ func ParseFile(name string, data []byte) (*File, error) {
 
 var dateRE = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
 
-// decodeStrict decodes n into v, refusing unknown keys.
-func decodeStrict(n *yaml.Node, v any) error {
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	if err := enc.Encode(n); err != nil {
-		return err
-	}
-	dec := yaml.NewDecoder(&buf)
-	dec.KnownFields(true)
-	if err := dec.Decode(v); err != nil {
-		// The re-encoded node has its own line numbers; keep only the
-		// message.
-		msg := err.Error()
-		msg = regexp.MustCompile(`line \d+: `).ReplaceAllString(msg, "")
-		return errors.New(strings.TrimPrefix(msg, "yaml: unmarshal errors:\n  "))
-	}
-	return nil
-}
-
-func lineOf(n *yaml.Node, key string) int {
-	k, _, _ := strings.Cut(key, ".")
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == k {
-			return n.Content[i].Line
-		}
-	}
-	return n.Line
-}
-
-func fileError(file string, line int, key, msg string) error {
-	if key == "" {
-		return fmt.Errorf("catalog %s:%d: %s", file, line, msg)
-	}
-	return fmt.Errorf("catalog %s:%d: %s: %s", file, line, key, msg)
-}
-
-type entryError struct{ key, msg string }
+// entryError is an invalid value of an entry: key names it, at (when it
+// differs) is the path of the item at fault, such as "versions[2]".
+type entryError struct{ key, at, msg string }
 
 func (e *entryError) Error() string { return e.key + ": " + e.msg }
 
 func (e *FileEntry) validate() *entryError {
 	switch {
 	case e.Name == "":
-		return &entryError{"name", "missing: expected the image repository name, e.g. cirros"}
+		return &entryError{"name", "", "missing: expected the image repository name, e.g. cirros"}
 	case !nameRE.MatchString(e.Name):
-		return &entryError{"name", fmt.Sprintf("%q: expected lowercase letters, digits and . _ - separators", e.Name)}
+		return &entryError{"name", "", fmt.Sprintf("%q: expected lowercase letters, digits and . _ - separators", e.Name)}
 	case len(e.Versions) == 0:
-		return &entryError{"versions", "missing: expected at least one version"}
+		return &entryError{"versions", "", "missing: expected at least one version"}
 	case len(e.Arches) == 0:
-		return &entryError{"arches", "missing: expected at least one of amd64, arm64, s390x"}
+		return &entryError{"arches", "", "missing: expected at least one of amd64, arm64, s390x"}
 	case e.URL == "" && len(e.URLs) == 0:
-		return &entryError{"url", "missing: expected a URL template such as {{.Base}}/{{.Version}}/disk-{{.UpstreamArch}}.qcow2"}
+		return &entryError{"url", "", "missing: expected a URL template such as {{.Base}}/{{.Version}}/disk-{{.UpstreamArch}}.qcow2"}
 	}
-	for _, v := range e.Versions {
+	for i, v := range e.Versions {
 		if !tagRE.MatchString(v) {
-			return &entryError{"versions", fmt.Sprintf("%q: expected a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-]*)", v)}
+			return &entryError{"versions", yamlpos.Index("versions", i), fmt.Sprintf("%q: expected a valid image tag ([A-Za-z0-9_][A-Za-z0-9._-]*)", v)}
 		}
 	}
 	for i, a := range e.Arches {
 		n, err := containerdisk.NormalizeArch(a)
 		if err != nil {
-			return &entryError{"arches", err.Error()}
+			return &entryError{"arches", yamlpos.Index("arches", i), err.Error()}
 		}
 		e.Arches[i] = n
 	}
 	for a := range e.URLs {
 		if _, err := containerdisk.NormalizeArch(a); err != nil {
-			return &entryError{"urls", err.Error()}
+			return &entryError{"urls", "urls." + a, err.Error()}
 		}
 	}
 	c := e.Checksum
@@ -238,30 +188,30 @@ func (e *FileEntry) validate() *entryError {
 		}
 	}
 	if n != 1 {
-		return &entryError{"checksum", "expected exactly one of value, values or file"}
+		return &entryError{"checksum", "", "expected exactly one of value, values or file"}
 	}
 	if c.Algorithm != "" && c.Algorithm != "sha256" && c.Algorithm != "sha512" {
-		return &entryError{"checksum.algorithm", fmt.Sprintf("%q: expected sha256 or sha512", c.Algorithm)}
+		return &entryError{"checksum.algorithm", "", fmt.Sprintf("%q: expected sha256 or sha512", c.Algorithm)}
 	}
 	switch e.Compression {
 	case "", "none", "gzip", "xz", "zstd":
 	default:
-		return &entryError{"compression", fmt.Sprintf("%q: expected gzip, xz, zstd or none", e.Compression)}
+		return &entryError{"compression", "", fmt.Sprintf("%q: expected gzip, xz, zstd or none", e.Compression)}
 	}
 	for _, key := range []string{"url", "base", "checksum.file", "build"} {
 		s := map[string]string{"url": e.URL, "base": e.Base, "checksum.file": c.File, "build": e.Build}[key]
 		if err := checkTemplate(s); err != nil {
-			return &entryError{key, err.Error()}
+			return &entryError{key, "", err.Error()}
 		}
 	}
 	for _, a := range slices.Sorted(maps.Keys(e.URLs)) {
 		if err := checkTemplate(e.URLs[a]); err != nil {
-			return &entryError{"urls." + a, err.Error()}
+			return &entryError{"urls." + a, "", err.Error()}
 		}
 	}
-	for _, s := range e.Tags {
+	for i, s := range e.Tags {
 		if err := checkTemplate(s); err != nil {
-			return &entryError{"tags", err.Error()}
+			return &entryError{"tags", yamlpos.Index("tags", i), err.Error()}
 		}
 	}
 	return nil

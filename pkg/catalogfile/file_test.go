@@ -91,9 +91,9 @@ func TestParseFileErrors(t *testing.T) {
 		yaml string
 		want string
 	}{
-		{"entries: {}", "my.yaml:1: entries: expected a list"},
+		{"entries: {}", "my.yaml:1: entries: expected a list of entries, got a mapping"},
 		{"entrys: []", "my.yaml:1: entrys: unknown key"},
-		{"entries:\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n  checksum: {value: sha256:ab}\n  colour: red\n", "my.yaml:2: entries: field colour not found"},
+		{"entries:\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n  checksum: {value: sha256:ab}\n  colour: red\n", "my.yaml:7: entries[0].colour: unknown key: expected name, base, versions, arches, url, urls, checksum, compression, build, tags, stable, metadata or docs"},
 		{"entries:\n- name: Bad Name\n", "my.yaml:2: entries[Bad Name].name"},
 		{"entries:\n- name: x\n  versions: [1]\n  arches: [sparc]\n  url: u\n", "my.yaml:4: entries[x].arches"},
 		{"entries:\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n", "my.yaml:2: entries[x].checksum: expected exactly one of value, values or file"},
@@ -101,7 +101,10 @@ func TestParseFileErrors(t *testing.T) {
 		{"entries:\n- name: x\n  versions: [\"a b\"]\n  arches: [amd64]\n  url: u\n  checksum: {file: f}\n", "my.yaml:3: entries[x].versions"},
 		{"entries:\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n  checksum: {file: f}\n  compression: lz4\n", "my.yaml:7: entries[x].compression"},
 		{"policies:\n  x: {eol: {\"1\": tomorrow}}\n", "my.yaml:2: policies.x.eol.1"},
-		{"entries: [\n", "catalog my.yaml: yaml: line"},
+		// An item of a block list is reported on its own line.
+		{"entries:\n- name: x\n  versions:\n  - \"1\"\n  - \"a b\"\n  arches: [amd64]\n  url: u\n  checksum: {file: f}\n", `my.yaml:5: entries[x].versions: "a b"`},
+		{"entries:\n- name: x\n  metadata: {efi: yes}\n", `my.yaml:3: entries[0].metadata.efi: expected true or false, got "yes"`},
+		{"entries: [\n", "catalog my.yaml:1: invalid YAML: did not find expected node content"},
 		{"entries:\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n  checksum: {file: f}\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n  checksum: {file: f}\n", "my.yaml:7: entries[x].name: the name is used"},
 	}
 	for _, tt := range tests {
@@ -156,4 +159,20 @@ func FuzzParseFile(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestParseFileAliasBomb checks that aliases of aliases cannot make a small
+// catalog cost a billion entries.
+func TestParseFileAliasBomb(t *testing.T) {
+	data := "entries:\n- &e {name: a, versions: &v [" + strings.Repeat("1, ", 1000) + "], arches: *v, tags: *v, url: u, checksum: {file: f}}\n" +
+		strings.Repeat("- *e\n", 2000)
+	start := time.Now()
+	_, err := ParseFile("bomb.yaml", []byte(data))
+	want := "catalog bomb.yaml:2: the catalog has more than 1000000 entries (aliases counted at each use): expected fewer"
+	if err == nil || err.Error() != want {
+		t.Errorf("err = %v, want %s", err, want)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("ParseFile took %s", d)
+	}
 }

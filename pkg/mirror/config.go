@@ -72,8 +72,6 @@
 package mirror
 
 import (
-	"bytes"
-	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -90,6 +88,7 @@ import (
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/yamlpos"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 )
 
@@ -139,44 +138,47 @@ type Config struct {
 	Warnings []*ConfigError
 }
 
-// Unit copies images from one registry (or prefix) to one target.
+// Unit copies images from one registry (or prefix) to one target. The yaml
+// tags of Unit and ImageSpec are the native format's keys: ParseConfig
+// decodes units into them (with pkg/internal/yamlpos), then checks them.
 type Unit struct {
 	// Source is a registry host[:port][/path prefix].
-	Source string
+	Source string `yaml:"source" want:"a registry host[:port][/prefix]"`
 	// Target is a registry host[:port][/prefix], oci:DIR or
 	// oci-archive:FILE.tar. It is empty in a skopeo sync file until
 	// Config.SetTarget.
-	Target string
+	Target string `yaml:"target" want:"a registry host[:port][/prefix], oci:DIR or oci-archive:FILE.tar"`
 	// Images are the repositories below Source and their tags.
-	Images []ImageSpec
+	Images []ImageSpec `yaml:"images" count:"repositories" want:"a list of repositories and the tags to copy"`
 	// Platforms are os/arch[/variant] names, such as linux/amd64 (an
 	// architecture alone in the file means linux/ARCH); empty means every
 	// platform.
-	Platforms []string
+	Platforms []string `yaml:"platforms" item:"platforms such as linux/amd64"`
 	// PlatformMode is PlatformRewrite (the default; ParseConfig writes it
 	// out) or PlatformSparse.
-	PlatformMode PlatformMode
+	PlatformMode PlatformMode `yaml:"platformMode" want:"rewrite or sparse"`
 	// Scoped names each destination repository after its full source path
 	// (host, prefix and repository, as skopeo sync --scoped) instead of the
 	// repository's last element.
-	Scoped bool
+	Scoped bool `yaml:"scoped"`
 	// TLSVerify, when set, says whether to verify the source's TLS
 	// certificate.
-	TLSVerify *bool
+	TLSVerify *bool `yaml:"tlsVerify"`
 	// CertDir is a directory of certificates for the source (*.crt CAs,
 	// *.cert and *.key client pairs), as in skopeo.
-	CertDir string
+	CertDir string `yaml:"certDir" want:"a directory"`
 	// Credentials log in to the source; nil means the usual credential
 	// store.
-	Credentials *Credentials
+	Credentials *Credentials `yaml:"credentials,secret" want:"a mapping with the keys username and password"`
 	// Line is where the unit starts in the file.
-	Line int
+	Line int `yaml:"-"`
 }
 
 // Credentials are a username and password for a registry. Printed with
 // fmt (%v, %+v, %#v, %s), the password shows as "[redacted]".
 type Credentials struct {
-	Username, Password string
+	Username string `yaml:"username" want:"a username"`
+	Password string `yaml:"password,secret" want:"a password"`
 }
 
 // String returns the username and a redacted password.
@@ -225,53 +227,27 @@ func (u Unit) SourceRemote(base target.RemoteOptions) target.RemoteOptions {
 type ImageSpec struct {
 	// Repository is the path below the unit's Source, e.g.
 	// "containerdisks/fedora".
-	Repository string
+	Repository string `yaml:"repository" want:"a repository path such as containerdisks/fedora"`
 	// Tags are explicit tags, or digests (sha256:…).
-	Tags []string
+	Tags []string `yaml:"tags" item:"tags" count:"tags"`
 	// Allow and Deny are regular expressions (RE2 syntax), anchored at both
 	// ends.
-	Allow, Deny []string
+	Allow []string `yaml:"allow" item:"regular expressions"`
+	Deny  []string `yaml:"deny" item:"regular expressions"`
 	// Semver is a semver constraint as skopeo sync's images-by-semver
 	// takes it, e.g. ">= 1.2.0, < 2", "^41", "~1.2", "1.x", "40 - 42".
-	Semver string
+	Semver string `yaml:"semver" want:"a semver constraint such as \">= 1.2, < 2\""`
 	// Newest keeps the newest N filtered tags; zero keeps all.
-	Newest int
+	Newest int `yaml:"newest"`
 	// Line is where the entry starts in the file.
-	Line int
+	Line int `yaml:"-"`
 }
 
-// ConfigError is one error in a configuration: where it is and what is
-// wrong.
-type ConfigError struct {
-	// File, Line and Key say where: Key is a path such as
-	// "units[0].images[1].allow".
-	File string
-	Line int
-	Key  string
-	// Msg says what is wrong and what was expected.
-	Msg string
-	// Err is the underlying error, if any (a regexp error, ErrNoTarget).
-	Err error
-}
-
-func (e *ConfigError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.File)
-	if e.Line > 0 {
-		fmt.Fprintf(&b, ":%d", e.Line)
-	}
-	if b.Len() > 0 {
-		b.WriteString(": ")
-	}
-	if e.Key != "" {
-		b.WriteString(e.Key + ": ")
-	}
-	b.WriteString(e.Msg)
-	return b.String()
-}
-
-// Unwrap returns the underlying error.
-func (e *ConfigError) Unwrap() error { return e.Err }
+// ConfigError is one error in a configuration: its File, Line and Key
+// (a path such as "units[0].images[1].allow") say where, Msg what is wrong
+// and what was expected, and Err is the underlying error, if any (a regexp
+// error, ErrNoTarget).
+type ConfigError = yamlpos.Error
 
 // ParseConfig parses a configuration file: the native format (see the
 // package doc), or skopeo sync YAML when no top-level key is one of the
@@ -289,7 +265,7 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // name is the file name for messages. All the errors found are returned,
 // joined; each is a *ConfigError.
 func ParseConfig(name string, data []byte) (*Config, error) {
-	return parseConfig(&parser{file: name}, data)
+	return parseConfig(newParser(name, false), data)
 }
 
 // ParseConfigTarget is ParseConfig followed by SetTarget(target, scoped),
@@ -298,7 +274,7 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 // units whose own target (or defaults' target) was replaced, so that the
 // caller can say so.
 func ParseConfigTarget(name string, data []byte, target string, scoped bool) (*Config, []TargetOverride, error) {
-	c, err := parseConfig(&parser{file: name, targetGiven: true}, data)
+	c, err := parseConfig(newParser(name, true), data)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -307,48 +283,31 @@ func ParseConfigTarget(name string, data []byte, target string, scoped bool) (*C
 }
 
 func parseConfig(p *parser, data []byte) (*Config, error) {
-	name := p.file
+	name := p.d.File
 	if err := readlimit.CheckYAML(name, data, readlimit.YAMLEntries, "a mirror configuration"); err != nil {
 		return nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, p.emptyError(1)
-		}
-		return nil, p.yamlError(err)
+	root, err := p.d.Parse(data)
+	if err != nil {
+		return nil, err
 	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case err == nil:
-		return nil, &ConfigError{File: name, Line: extra.Line, Msg: "a second YAML document: expected one configuration per file"}
-	case !errors.Is(err, io.EOF):
-		return nil, p.yamlError(err)
-	}
-	if len(doc.Content) == 0 {
+	if root == nil {
 		return nil, p.emptyError(1)
 	}
-	root := resolve(doc.Content[0])
 	if root.Kind == yaml.ScalarNode && root.ShortTag() == "!!null" {
 		return nil, p.emptyError(root.Line)
 	}
 	if root.Kind != yaml.MappingNode {
-		return nil, &ConfigError{File: name, Line: root.Line, Msg: fmt.Sprintf("expected a mapping with the keys version, interval, schedule, defaults and units, or registry hosts (skopeo sync), got %s", describe(root))}
+		return nil, &ConfigError{File: name, Line: root.Line, Msg: fmt.Sprintf("expected a mapping with the keys version, interval, schedule, defaults and units, or registry hosts (skopeo sync), got %s", yamlpos.Describe(root))}
 	}
-	pairs := p.pairs(root, "")
-	native := slices.ContainsFunc(pairs, func(kv pair) bool { return slices.Contains(nativeKeys, kv.key.Value) })
 	var c *Config
-	if native {
-		c = p.native(root, pairs)
+	if slices.ContainsFunc(yamlpos.Keys(root), func(k string) bool { return slices.Contains(nativeKeys, k) }) {
+		c = p.native(root)
 	} else {
-		c = p.skopeo(pairs)
+		c = p.skopeo(root)
 	}
-	if p.nodes > maxNodes {
-		return nil, p.errs[0]
-	}
-	if len(p.errs) > 0 {
-		return nil, p.err()
+	if err := p.d.Err(); err != nil {
+		return nil, err
 	}
 	c.Warnings = p.warns
 	return c, nil
@@ -480,606 +439,280 @@ func (u Unit) DestinationName(repository string) string {
 	return repository[strings.LastIndexByte(repository, '/')+1:]
 }
 
-// pair is a key and its value in a YAML mapping.
-type pair struct{ key, val *yaml.Node }
-
-// parser collects the errors of one file.
+// parser checks one file as it is decoded into typed structs.
 type parser struct {
-	file string
-	errs []*ConfigError
+	d *yamlpos.Decoder
 	// warns are what a sync skips (see Config.Warnings).
 	warns []*ConfigError
 	// targetGiven says the target comes from elsewhere (the command
 	// line), so a unit may leave it out.
 	targetGiven bool
-	// nodes counts the mapping entries and list items read, aliases
-	// included, so that a file of aliases of aliases cannot make the
-	// parser read billions.
-	nodes int
 	// entries counts the tags and repositories read, against
 	// maxEntries.
 	entries int
 }
 
+func newParser(file string, targetGiven bool) *parser {
+	p := &parser{d: &yamlpos.Decoder{File: file}, targetGiven: targetGiven}
+	p.d.Count = p.addEntries
+	return p
+}
+
 // maxEntries is how many tags and repositories one configuration may list,
-// counted before any is expanded into copies; maxRegex bounds the length of
-// one allow, deny or images-by-tag-regex regex, checked before it is
-// compiled. Real configurations list tens of either, and a tag pattern is a
-// line.
+// counted before any is checked or expanded into copies; maxRegex bounds
+// the length of one allow, deny or images-by-tag-regex regex, checked
+// before it is compiled. Real configurations list tens of either, and a
+// tag pattern is a line. The decoder bounds what is read at all,
+// aliases included (yamlpos.DefaultMaxNodes).
 const (
 	maxEntries = 10_000
 	maxRegex   = 4 << 10
 )
 
-// addEntries counts n tags or repositories listed at key and reports
+// addEntries counts n tags or repositories listed at key, as the decoder
+// meets them (see yamlpos.Decoder.Count), and reports
 // whether the configuration is still within maxEntries; it reports the
 // first time it is not.
-func (p *parser) addEntries(at *yaml.Node, key, what string, n int) bool {
+func (p *parser) addEntries(key, what string, n int) bool {
 	if p.entries > maxEntries {
 		return false
 	}
 	p.entries += n
 	if p.entries > maxEntries {
-		p.failf(at, key, "%d %s, %d tags and repositories in the configuration so far: expected at most %d tags and repositories together in one configuration (split it into several files)", n, what, p.entries, maxEntries)
+		p.failf(key, key, "%d %s, %d tags and repositories in the configuration so far: expected at most %d tags and repositories together in one configuration (split it into several files)", n, what, p.entries, maxEntries)
 		return false
 	}
 	return true
 }
 
-// maxNodes is how many mapping entries and list items a configuration may
-// have, counting each use of an alias again.
-const maxNodes = 1_000_000
-
-// count adds n nodes read and reports whether the parser may go on; it
-// reports the first time it may not.
-func (p *parser) count(at *yaml.Node, n int) bool {
-	if p.nodes > maxNodes {
-		return false
-	}
-	p.nodes += n
-	if p.nodes > maxNodes {
-		// What is read after this is incomplete: this error replaces
-		// the others.
-		p.errs = []*ConfigError{{File: p.file, Line: at.Line, Msg: fmt.Sprintf("the configuration has more than %d entries (aliases counted at each use): expected fewer", maxNodes)}}
-		return false
-	}
-	return true
+// fail reports msg about key at the line of the value at path.
+func (p *parser) fail(path, key, msg string, err error) {
+	p.d.Report(p.d.Line(path), key, msg, err)
 }
 
-// err joins the errors found, in line order.
-func (p *parser) err() error {
-	slices.SortStableFunc(p.errs, func(a, b *ConfigError) int { return cmp.Compare(a.Line, b.Line) })
-	errs := make([]error, len(p.errs))
-	for i, e := range p.errs {
-		errs[i] = e
-	}
-	return errors.Join(errs...)
-}
-
-func (p *parser) fail(n *yaml.Node, key, msg string, err error) {
-	p.errs = append(p.errs, &ConfigError{File: p.file, Line: n.Line, Key: key, Msg: msg, Err: err})
-}
-
-func (p *parser) failf(n *yaml.Node, key, format string, args ...any) {
-	p.fail(n, key, fmt.Sprintf(format, args...), nil)
+func (p *parser) failf(path, key, format string, args ...any) {
+	p.fail(path, key, fmt.Sprintf(format, args...), nil)
 }
 
 func (p *parser) emptyError(line int) error {
-	return &ConfigError{File: p.file, Line: line, Msg: "the file is empty: expected version, interval, schedule, defaults and units (native format) or registry hosts (skopeo sync format)"}
+	return &ConfigError{File: p.d.File, Line: line, Msg: "the file is empty: expected version, interval, schedule, defaults and units (native format) or registry hosts (skopeo sync format)"}
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
-
-// yamlError turns a YAML syntax error into a ConfigError with its line.
-func (p *parser) yamlError(err error) error {
-	msg := err.Error()
-	line := 0
-	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = msg[len(m[0]):]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	return &ConfigError{File: p.file, Line: line, Msg: "invalid YAML: " + msg, Err: err}
+// nativeFile is the native format's top level; units are decoded into
+// Unit and ImageSpec, whose yaml tags are the format's keys.
+type nativeFile struct {
+	Version  string          `yaml:"version" want:"1"`
+	Interval string          `yaml:"interval" want:"a duration such as 30m, 1h or 24h"`
+	Schedule string          `yaml:"schedule" want:"a cron schedule such as \"0 3 * * *\""`
+	Defaults *nativeDefaults `yaml:"defaults"`
+	Units    []Unit          `yaml:"units" want:"a list of units, each with a source, a target and images"`
+	// Sync is regsync's list, said to be unknown with a hint.
+	Sync *yaml.Node `yaml:"sync,hidden"`
 }
 
-func join(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
+// nativeDefaults are the unit keys defaults may set.
+type nativeDefaults struct {
+	Target       string       `yaml:"target" want:"a registry host[:port][/prefix], oci:DIR or oci-archive:FILE.tar"`
+	Platforms    []string     `yaml:"platforms" item:"platforms such as linux/amd64"`
+	PlatformMode PlatformMode `yaml:"platformMode" want:"rewrite or sparse"`
+	Scoped       bool         `yaml:"scoped"`
 }
 
-// resolve follows aliases to the node they name.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-// pairs returns the keys and values of mapping n, with merge keys (<<)
-// expanded: keys written in n win over merged ones, and earlier merged
-// mappings over later ones. It reports duplicate and non-string keys.
-func (p *parser) pairs(n *yaml.Node, path string) []pair {
-	var out []pair
-	seen := map[string]int{}
-	visited := map[*yaml.Node]bool{}
-	var walk func(m *yaml.Node, explicit bool)
-	walk = func(m *yaml.Node, explicit bool) {
-		if visited[m] || !p.count(m, len(m.Content)/2) {
-			return
-		}
-		visited[m] = true
-		var merges []*yaml.Node
-		for i := 0; i+1 < len(m.Content); i += 2 {
-			k, v := resolve(m.Content[i]), m.Content[i+1]
-			if k.Kind == yaml.ScalarNode && k.ShortTag() == "!!merge" {
-				merges = append(merges, v)
-				continue
-			}
-			if k.Kind != yaml.ScalarNode {
-				p.failf(k, path, "a key is %s: expected a string", describe(k))
-				continue
-			}
-			if line, dup := seen[k.Value]; dup {
-				if explicit {
-					p.failf(k, join(path, k.Value), "duplicate key: it is set on line %d too", line)
-				}
-				continue
-			}
-			seen[k.Value] = k.Line
-			out = append(out, pair{k, v})
-		}
-		for _, v := range merges {
-			v = resolve(v)
-			var maps []*yaml.Node
-			switch v.Kind {
-			case yaml.MappingNode:
-				maps = []*yaml.Node{v}
-			case yaml.SequenceNode:
-				for _, e := range v.Content {
-					maps = append(maps, resolve(e))
-				}
-			default:
-				maps = []*yaml.Node{v}
-			}
-			for _, mm := range maps {
-				if mm.Kind != yaml.MappingNode {
-					p.failf(mm, join(path, "<<"), "merges %s: expected a mapping or a list of mappings", describe(mm))
-					continue
-				}
-				walk(mm, false)
-			}
-		}
-	}
-	walk(n, true)
-	return out
-}
-
-// describe names the kind of a YAML node for messages.
-func describe(n *yaml.Node) string {
-	n = resolve(n)
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!null":
-			return "nothing"
-		case "!!bool":
-			return "the boolean " + n.Value
-		case "!!int", "!!float":
-			return "the number " + n.Value
-		}
-		return strconv.Quote(n.Value)
-	}
-	return "a YAML document"
-}
-
-// mapping returns the pairs of mapping n, or reports that n is not one.
-func (p *parser) mapping(n *yaml.Node, key, want string) ([]pair, bool) {
-	n = resolve(n)
-	if n.Kind != yaml.MappingNode {
-		p.failf(n, key, "expected %s, got %s", want, describe(n))
-		return nil, false
-	}
-	return p.pairs(n, key), true
-}
-
-// sequence returns the items of list n, or reports that n is not one.
-func (p *parser) sequence(n *yaml.Node, key, want string) ([]*yaml.Node, bool) {
-	n = resolve(n)
-	if n.Kind != yaml.SequenceNode {
-		p.failf(n, key, "expected %s, got %s", want, describe(n))
-		return nil, false
-	}
-	if !p.count(n, len(n.Content)) {
-		return nil, false
-	}
-	items := make([]*yaml.Node, len(n.Content))
-	for i, e := range n.Content {
-		items[i] = resolve(e)
-	}
-	return items, true
-}
-
-// str returns the text of scalar n; numbers keep their spelling ("41.10").
-func (p *parser) str(n *yaml.Node, key, want string) (string, bool) {
-	n = resolve(n)
-	if n.Kind != yaml.ScalarNode || n.ShortTag() == "!!null" {
-		p.failf(n, key, "expected %s, got %s", want, describe(n))
-		return "", false
-	}
-	return n.Value, true
-}
-
-// strs returns the items of a list of scalars, each with its node.
-func (p *parser) strs(n *yaml.Node, key, want string) ([]string, []*yaml.Node, bool) {
-	items, ok := p.sequence(n, key, "a list of "+want)
-	if !ok {
-		return nil, nil, false
-	}
-	var vals []string
-	var nodes []*yaml.Node
-	good := true
-	for _, e := range items {
-		s, ok := p.str(e, key, want)
-		if !ok {
-			good = false
-			continue
-		}
-		vals = append(vals, s)
-		nodes = append(nodes, e)
-	}
-	return vals, nodes, good
-}
-
-func (p *parser) boolean(n *yaml.Node, key string) (bool, bool) {
-	n = resolve(n)
-	var b bool
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-		p.failf(n, key, "expected true or false, got %s", describe(n))
-		return false, false
-	}
-	return b, true
-}
-
-func (p *parser) integer(n *yaml.Node, key string) (int, bool) {
-	n = resolve(n)
-	var i int
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || n.Decode(&i) != nil {
-		p.failf(n, key, "expected a whole number, got %s", describe(n))
-		return 0, false
-	}
-	return i, true
-}
-
-// unitKeys are the keys of a native unit, in the order messages list them.
-var unitKeys = []string{"source", "target", "images", "platforms", "platformMode", "scoped", "tlsVerify", "certDir", "credentials"}
-
-// defaultKeys are the unit keys defaults may set.
-var defaultKeys = []string{"target", "platforms", "platformMode", "scoped"}
-
-func (p *parser) native(root *yaml.Node, pairs []pair) *Config {
-	c := &Config{Path: p.file, Format: FormatNative}
-	var defaults, units *yaml.Node
-	var intervalNode *yaml.Node
-	for _, kv := range pairs {
-		k, v := kv.key, kv.val
-		switch k.Value {
-		case "version":
-			if s, ok := p.str(v, "version", "1"); ok && s != "1" {
-				p.failf(v, "version", "unsupported version %q: expected 1", s)
-			}
-		case "interval":
-			intervalNode = v
-			s, ok := p.str(v, "interval", "a duration such as 30m, 1h or 24h")
-			if !ok {
-				break
-			}
-			if sched, err := ParseInterval(s); err != nil {
-				p.fail(v, "interval", err.Error(), err)
-			} else {
-				c.Interval = time.Duration(sched.(interval))
-			}
-		case "schedule":
-			s, ok := p.str(v, "schedule", `a cron schedule such as "0 3 * * *"`)
-			if !ok {
-				break
-			}
-			if _, err := ParseCron(s); err != nil {
-				p.fail(v, "schedule", err.Error(), err)
-			}
-			c.Schedule = s
-		case "defaults":
-			defaults = v
-		case "units":
-			units = v
-		case "sync":
-			p.failf(k, "sync", "unknown key: regsync's sync list is not read; write units, each with a source, a target and images")
-		default:
-			p.failf(k, k.Value, "unknown key: expected version, interval, schedule, defaults or units")
-		}
-	}
-	if intervalNode != nil && c.Schedule != "" {
-		p.failf(intervalNode, "interval", "schedule is set too: expected one of them")
-	}
-	var d unitDraft
-	if defaults != nil {
-		d = p.unit(defaults, "defaults", defaultKeys, nil)
-	}
-	if units == nil {
-		p.failf(root, "units", "missing: expected a list of units, each with a source, a target and images")
+func (p *parser) native(root *yaml.Node) *Config {
+	c := &Config{Path: p.d.File, Format: FormatNative}
+	var f nativeFile
+	if p.d.Decode(root, "", &f); p.d.Over() {
 		return c
 	}
-	items, ok := p.sequence(units, "units", "a list of units, each with a source, a target and images")
-	if !ok {
+	d := p.d
+	if d.OK("version") && f.Version != "1" {
+		p.failf("version", "version", "unsupported version %q: expected 1", f.Version)
+	}
+	if d.OK("interval") {
+		if sched, err := ParseInterval(f.Interval); err != nil {
+			p.fail("interval", "interval", err.Error(), err)
+		} else {
+			c.Interval = time.Duration(sched.(interval))
+		}
+	}
+	if d.OK("schedule") {
+		if _, err := ParseCron(f.Schedule); err != nil {
+			p.fail("schedule", "schedule", err.Error(), err)
+		}
+		c.Schedule = f.Schedule
+	}
+	if d.Has("interval") && c.Schedule != "" {
+		p.failf("interval", "interval", "schedule is set too: expected one of them")
+	}
+	if f.Sync != nil {
+		d.Report(d.KeyLine("sync"), "sync", "unknown key: regsync's sync list is not read; write units, each with a source, a target and images", nil)
+	}
+	defaults := Unit{}
+	if f.Defaults != nil {
+		defaults = Unit{Target: f.Defaults.Target, Platforms: f.Defaults.Platforms, PlatformMode: f.Defaults.PlatformMode, Scoped: f.Defaults.Scoped}
+		p.unitFields(&defaults, "defaults")
+	}
+	if !d.Has("units") {
+		p.failf("", "units", "missing: expected a list of units, each with a source, a target and images")
 		return c
 	}
-	if len(items) == 0 {
-		p.failf(units, "units", "the list is empty: expected at least one unit")
+	if !d.OK("units") {
+		return c
 	}
-	for i, n := range items {
-		u := p.unit(n, fmt.Sprintf("units[%d]", i), unitKeys, &d)
-		c.Units = append(c.Units, u.Unit)
+	if len(f.Units) == 0 {
+		p.failf("units", "units", "the list is empty: expected at least one unit")
 	}
+	for i := range f.Units {
+		key := yamlpos.Index("units", i)
+		if d.OK(key) {
+			p.unit(&f.Units[i], key, &defaults)
+		}
+	}
+	c.Units = f.Units
 	return c
 }
 
-// unitDraft is a unit being read, with the keys it set.
-type unitDraft struct {
-	Unit
-	set map[string]bool
-}
-
-// unit reads a native unit (or defaults, with keys limited to
-// defaultKeys), filling unset keys from defaults d.
-func (p *parser) unit(n *yaml.Node, key string, keys []string, d *unitDraft) unitDraft {
-	u := unitDraft{Unit: Unit{Line: n.Line}, set: map[string]bool{}}
-	fields, ok := p.mapping(n, key, "a mapping with the keys "+strings.Join(keys, ", "))
-	if !ok {
-		return u
+// unitFields checks the keys a unit shares with defaults, and those of its
+// source, as decoded at key.
+func (p *parser) unitFields(u *Unit, key string) {
+	d := p.d
+	if k := yamlpos.Join(key, "source"); d.OK(k) {
+		if err := checkRegistryPrefix(u.Source); err != nil {
+			p.fail(k, k, err.Error(), nil)
+		}
 	}
-	var images *yaml.Node
-	for _, kv := range fields {
-		k, v := kv.key, kv.val
-		fk := join(key, k.Value)
-		if !slices.Contains(keys, k.Value) {
-			p.failf(k, fk, "unknown key: expected %s", orList(keys))
+	if k := yamlpos.Join(key, "target"); d.OK(k) {
+		if err := checkTarget(u.Target); err != nil {
+			p.fail(k, k, err.Error(), nil)
+		}
+	}
+	if k := yamlpos.Join(key, "platformMode"); d.OK(k) {
+		if err := checkPlatformMode(u.PlatformMode, false); err != nil {
+			p.fail(k, k, err.Error(), nil)
+		}
+	}
+	k := yamlpos.Join(key, "platforms")
+	platforms := u.Platforms
+	u.Platforms = nil
+	for i, s := range platforms {
+		if !d.OK(yamlpos.Index(k, i)) {
 			continue
 		}
-		u.set[k.Value] = true
-		if k.Value == "images" {
-			// Read last, after the missing keys are reported, so the
-			// messages keep the order a reader meets them in.
-			images = v
+		pl, err := NormalizePlatform(s)
+		if err != nil {
+			p.fail(yamlpos.Index(k, i), k, err.Error(), nil)
 			continue
 		}
-		p.unitField(&u.Unit, k.Value, v, fk)
+		if !slices.Contains(u.Platforms, pl) {
+			u.Platforms = append(u.Platforms, pl)
+		}
 	}
-	if d != nil {
-		p.inherit(&u, d, n, key, images != nil)
-	}
-	if images != nil {
-		u.Images = p.images(images, join(key, "images"))
-	}
-	return u
+	p.credentials(u.Credentials, yamlpos.Join(key, "credentials"))
 }
 
-// unitField reads the value v of one known unit key other than images
-// into u, reporting a value of the wrong form under fk.
-func (p *parser) unitField(u *Unit, name string, v *yaml.Node, fk string) {
-	switch name {
-	case "source":
-		if s, ok := p.str(v, fk, "a registry host[:port][/prefix]"); ok {
-			u.Source = s
-			if err := checkRegistryPrefix(s); err != nil {
-				p.fail(v, fk, err.Error(), nil)
-			}
-		}
-	case "target":
-		if s, ok := p.str(v, fk, targetForms); ok {
-			u.Target = s
-			if err := checkTarget(s); err != nil {
-				p.fail(v, fk, err.Error(), nil)
-			}
-		}
-	case "platforms":
-		u.Platforms = p.platforms(v, fk)
-	case "platformMode":
-		if s, ok := p.str(v, fk, "rewrite or sparse"); ok {
-			if err := checkPlatformMode(PlatformMode(s), false); err != nil {
-				p.fail(v, fk, err.Error(), nil)
-			}
-			u.PlatformMode = PlatformMode(s)
-		}
-	case "scoped":
-		u.Scoped, _ = p.boolean(v, fk)
-	case "tlsVerify":
-		if b, ok := p.boolean(v, fk); ok {
-			u.TLSVerify = &b
-		}
-	case "certDir":
-		u.CertDir, _ = p.str(v, fk, "a directory")
-	case "credentials":
-		u.Credentials = p.credentials(v, fk)
-	}
-}
-
-// inherit fills the keys unit u (node n, at key) left unset from the
-// defaults d, then reports the keys a unit needs and has from nowhere.
-// The target may also come from the command line (p.targetGiven), so its
-// absence is only an error when neither gave one.
-func (p *parser) inherit(u *unitDraft, d *unitDraft, n *yaml.Node, key string, hasImages bool) {
-	if !u.set["target"] {
+// unit checks a native unit decoded at key, fills the keys it left unset
+// from the defaults d, and reports the keys a unit needs and has from
+// nowhere. The target may also come from the command line
+// (p.targetGiven), so its absence is only an error when neither gave one.
+func (p *parser) unit(u *Unit, key string, d *Unit) {
+	has := func(k string) bool { return p.d.Has(yamlpos.Join(key, k)) }
+	u.Line = p.d.Line(key)
+	p.unitFields(u, key)
+	if !has("target") {
 		u.Target = d.Target
 	}
-	if !u.set["platforms"] {
+	if !has("platforms") {
 		u.Platforms = slices.Clone(d.Platforms)
 	}
-	if !u.set["platformMode"] {
+	if !has("platformMode") {
 		u.PlatformMode = d.PlatformMode
 	}
-	if !u.set["scoped"] {
+	if !has("scoped") {
 		u.Scoped = d.Scoped
 	}
 	if u.PlatformMode == "" {
 		u.PlatformMode = PlatformRewrite
 	}
-	if !u.set["source"] {
-		p.failf(n, join(key, "source"), "missing: expected a registry host[:port][/prefix], such as quay.io/containerdisks")
+	if !has("source") {
+		p.failf(key, yamlpos.Join(key, "source"), "missing: expected a registry host[:port][/prefix], such as quay.io/containerdisks")
 	}
-	if u.Target == "" && !u.set["target"] && !d.set["target"] && !p.targetGiven {
-		p.fail(n, join(key, "target"), "missing: expected "+targetForms+" (here or in defaults)", ErrNoTarget)
+	if u.Target == "" && !has("target") && !p.d.Has("defaults.target") && !p.targetGiven {
+		p.fail(key, yamlpos.Join(key, "target"), "missing: expected "+targetForms+" (here or in defaults)", ErrNoTarget)
 	}
-	if !hasImages {
-		p.failf(n, join(key, "images"), "missing: expected a list of repositories and the tags to copy")
+	k := yamlpos.Join(key, "images")
+	switch {
+	case !has("images"):
+		p.failf(key, k, "missing: expected a list of repositories and the tags to copy")
+		return
+	case !p.d.OK(k):
+		return
+	case len(u.Images) == 0:
+		p.failf(k, k, "the list is empty: expected at least one repository")
+	}
+	for i := range u.Images {
+		if sk := yamlpos.Index(k, i); p.d.OK(sk) {
+			p.image(&u.Images[i], sk)
+		}
 	}
 }
 
-func orList(keys []string) string {
-	if len(keys) == 1 {
-		return keys[0]
+// credentials checks the credentials decoded at key, if any.
+func (p *parser) credentials(c *Credentials, key string) {
+	if c != nil && p.d.OK(key) && c.Username == "" {
+		p.failf(key, yamlpos.Join(key, "username"), "missing: expected the username for the source")
 	}
-	return strings.Join(keys[:len(keys)-1], ", ") + " or " + keys[len(keys)-1]
 }
 
-func (p *parser) platforms(n *yaml.Node, key string) []string {
-	vals, nodes, _ := p.strs(n, key, "platforms such as linux/amd64")
-	var out []string
-	for i, s := range vals {
-		pl, err := NormalizePlatform(s)
-		if err != nil {
-			p.fail(nodes[i], key, err.Error(), nil)
-			continue
-		}
-		if !slices.Contains(out, pl) {
-			out = append(out, pl)
+// image checks a native image entry decoded at key.
+func (p *parser) image(s *ImageSpec, key string) {
+	d := p.d
+	s.Line = d.Line(key)
+	k := func(name string) string { return yamlpos.Join(key, name) }
+	if d.OK(k("repository")) {
+		if err := checkRepository(s.Repository); err != nil {
+			p.fail(k("repository"), k("repository"), err.Error(), nil)
 		}
 	}
-	return out
-}
-
-func (p *parser) credentials(n *yaml.Node, key string) *Credentials {
-	if r := resolve(n); r.Kind == yaml.ScalarNode && r.ShortTag() != "!!null" {
-		// describe would quote it, and it may well be "user:password".
-		p.failf(r, key, "expected a mapping with the keys username and password, got a single value (not shown: it may hold a secret)")
-		return nil
+	if d.OK(k("tags")) {
+		p.tags(k("tags"), s.Tags)
 	}
-	fields, ok := p.mapping(n, key, "a mapping with the keys username and password")
-	if !ok {
-		return nil
-	}
-	c := &Credentials{}
-	for _, kv := range fields {
-		fk := join(key, kv.key.Value)
-		switch kv.key.Value {
-		case "username":
-			c.Username, _ = p.str(kv.val, fk, "a username")
-		case "password":
-			c.Password, _ = p.str(kv.val, fk, "a password")
-		default:
-			p.failf(kv.key, fk, "unknown key: expected username or password")
-		}
-	}
-	if c.Username == "" {
-		p.failf(n, join(key, "username"), "missing: expected the username for the source")
-	}
-	return c
-}
-
-// specKeys are the keys of a native image entry.
-var specKeys = []string{"repository", "tags", "allow", "deny", "semver", "newest"}
-
-func (p *parser) images(n *yaml.Node, key string) []ImageSpec {
-	items, ok := p.sequence(n, key, "a list of repositories and the tags to copy")
-	if !ok {
-		return nil
-	}
-	if len(items) == 0 {
-		p.failf(n, key, "the list is empty: expected at least one repository")
-	}
-	if !p.addEntries(n, key, "repositories", len(items)) {
-		return nil
-	}
-	var specs []ImageSpec
-	for i, e := range items {
-		ekey := fmt.Sprintf("%s[%d]", key, i)
-		fields, ok := p.mapping(e, ekey, "a mapping with the keys "+strings.Join(specKeys, ", "))
-		if !ok {
-			continue
-		}
-		s := ImageSpec{Line: e.Line}
-		hasRepo := false
-		for _, kv := range fields {
-			k, v := kv.key, kv.val
-			fk := join(ekey, k.Value)
-			switch k.Value {
-			case "repository":
-				hasRepo = true
-				if r, ok := p.str(v, fk, "a repository path such as containerdisks/fedora"); ok {
-					s.Repository = r
-					if err := checkRepository(r); err != nil {
-						p.fail(v, fk, err.Error(), nil)
-					}
+	for _, sel := range []struct {
+		name  string
+		exprs []string
+	}{{"allow", s.Allow}, {"deny", s.Deny}} {
+		for j, re := range sel.exprs {
+			if at := yamlpos.Index(k(sel.name), j); d.OK(at) {
+				if _, err := compileTagRegex(re); err != nil {
+					p.fail(at, k(sel.name), err.Error(), errors.Unwrap(err))
 				}
-			case "tags":
-				s.Tags = p.tags(v, fk)
-			case "allow", "deny":
-				vals, nodes, _ := p.strs(v, fk, "regular expressions")
-				for j, re := range vals {
-					if _, err := compileTagRegex(re); err != nil {
-						p.fail(nodes[j], fk, err.Error(), errors.Unwrap(err))
-					}
-				}
-				if k.Value == "allow" {
-					s.Allow = vals
-				} else {
-					s.Deny = vals
-				}
-			case "semver":
-				if r, ok := p.str(v, fk, `a semver constraint such as ">= 1.2, < 2"`); ok {
-					s.Semver = r
-					if _, err := parseConstraint(r); err != nil {
-						p.fail(v, fk, err.Error(), errors.Unwrap(err))
-					}
-				}
-			case "newest":
-				if i, ok := p.integer(v, fk); ok {
-					s.Newest = i
-					if i < 0 {
-						p.failf(v, fk, "%d is negative: expected how many of the newest tags to keep (0 keeps all)", i)
-					}
-				}
-			default:
-				p.failf(k, fk, "unknown key: expected %s", orList(specKeys))
 			}
 		}
-		if !hasRepo {
-			p.failf(e, join(ekey, "repository"), "missing: expected a repository path below the source, such as fedora")
-		}
-		if len(s.Tags) == 0 && !s.NeedsTagList() && p.entries <= maxEntries {
-			p.failf(e, ekey, "no tags selected: expected tags, allow, deny, semver or newest (allow: ['.*'] selects every tag)")
-		}
-		specs = append(specs, s)
 	}
-	return specs
+	if d.OK(k("semver")) {
+		if _, err := parseConstraint(s.Semver); err != nil {
+			p.fail(k("semver"), k("semver"), err.Error(), errors.Unwrap(err))
+		}
+	}
+	if d.OK(k("newest")) && s.Newest < 0 {
+		p.failf(k("newest"), k("newest"), "%d is negative: expected how many of the newest tags to keep (0 keeps all)", s.Newest)
+	}
+	if !d.Has(k("repository")) {
+		p.failf(key, k("repository"), "missing: expected a repository path below the source, such as fedora")
+	}
+	if len(s.Tags) == 0 && !s.NeedsTagList() && p.entries <= maxEntries {
+		p.failf(key, key, "no tags selected: expected tags, allow, deny, semver or newest (allow: ['.*'] selects every tag)")
+	}
 }
 
-func (p *parser) tags(n *yaml.Node, key string) []string {
-	if r := resolve(n); r.Kind == yaml.SequenceNode && !p.addEntries(n, key, "tags", len(r.Content)) {
-		return nil
-	}
-	vals, nodes, _ := p.strs(n, key, "tags")
-	for i, t := range vals {
-		if err := checkTag(t); err != nil {
-			p.fail(nodes[i], key, err.Error(), nil)
+// tags checks a list of tags decoded at key.
+func (p *parser) tags(key string, tags []string) {
+	for i, t := range tags {
+		if at := yamlpos.Index(key, i); p.d.OK(at) {
+			if err := checkTag(t); err != nil {
+				p.fail(at, key, err.Error(), nil)
+			}
 		}
 	}
-	return vals
 }
 
 const targetForms = "a registry host[:port][/prefix], oci:DIR or oci-archive:FILE.tar"

@@ -250,7 +250,7 @@ func CronJobYAML(opts CronJobOptions) ([]byte, error) {
 // target allowed to come from the command line, and refuses credentials in
 // it.
 func checkCronJobConfig(name string, data []byte) error {
-	c, err := parseConfig(&parser{file: name, targetGiven: true}, data)
+	c, err := parseConfig(newParser(name, true), data)
 	if err != nil {
 		return err
 	}

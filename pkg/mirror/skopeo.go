@@ -1,15 +1,27 @@
 package mirror
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/yamlpos"
 )
 
-// skopeoKeys are the keys of a registry in a skopeo sync file.
-var skopeoKeys = []string{"images", "images-by-tag-regex", "images-by-semver", "credentials", "tls-verify", "cert-dir"}
+// skopeoRegistry is a registry of a skopeo sync file. The maps keep the
+// file's order, so that the units list the images as the file does.
+type skopeoRegistry struct {
+	Images      yamlpos.Map[*[]string] `yaml:"images" want:"a mapping of repository to tags" item:"tags" count:"repositories,tags"`
+	TagRegex    yamlpos.Map[string]    `yaml:"images-by-tag-regex" want:"a mapping of repository to tags" item:"a regular expression" count:"repositories"`
+	Semver      yamlpos.Map[string]    `yaml:"images-by-semver" want:"a mapping of repository to tags" item:"a semver constraint such as \">= 3.12.0\"" count:"repositories"`
+	Credentials *Credentials           `yaml:"credentials,secret" want:"a mapping with the keys username and password"`
+	TLSVerify   *bool                  `yaml:"tls-verify"`
+	CertDir     string                 `yaml:"cert-dir" want:"a directory"`
+}
 
 // skopeo reads a skopeo sync file (skopeo-sync(1), "YAML file content"): a
 // unit per registry host, with one ImageSpec per repository and selector,
@@ -26,122 +38,96 @@ var skopeoKeys = []string{"images", "images-by-tag-regex", "images-by-semver", "
 //	  credentials: {username: john, password: secret}
 //	  tls-verify: true
 //	  cert-dir: /home/john/certs
-func (p *parser) skopeo(pairs []pair) *Config {
-	c := &Config{Path: p.file, Format: FormatSkopeo}
-	for _, kv := range pairs {
-		host := kv.key.Value
+func (p *parser) skopeo(root *yaml.Node) *Config {
+	c := &Config{Path: p.d.File, Format: FormatSkopeo}
+	var hosts yamlpos.Map[*yaml.Node]
+	p.d.Decode(root, "", &hosts)
+	for _, h := range hosts {
+		host := h.Key
 		if err := checkRegistryPrefix(host); err != nil {
-			p.failf(kv.key, host, "unknown key: expected a registry host such as quay.io (skopeo sync format), or version, interval, schedule, defaults and units (native format)")
+			p.d.Report(h.Line, host, "unknown key: expected a registry host such as quay.io (skopeo sync format), or version, interval, schedule, defaults and units (native format)", nil)
 			continue
 		}
-		u := Unit{Source: host, PlatformMode: PlatformRewrite, Line: kv.key.Line}
-		errs := len(p.errs)
-		skipped := false
-		fields, ok := p.mapping(kv.val, host, "a mapping with the keys "+strings.Join(skopeoKeys, ", "))
-		if !ok {
+		errs := len(p.d.Errors())
+		var r skopeoRegistry
+		if p.d.Decode(h.Value, host, &r); !p.d.OK(host) {
 			continue
 		}
-		for _, f := range fields {
-			k, v := f.key, f.val
-			fk := join(host, k.Value)
-			switch k.Value {
-			case "images":
-				p.skopeoImages(v, fk, &u, func(val *yaml.Node, key string) (ImageSpec, bool) {
-					if resolve(val).ShortTag() == "!!null" {
-						return ImageSpec{Allow: []string{".*"}}, true
-					}
-					before := len(p.errs)
-					tags := p.tags(val, key)
-					if len(p.errs) > before {
-						return ImageSpec{}, false
-					}
-					if len(tags) == 0 {
-						// An empty list means every tag.
-						return ImageSpec{Allow: []string{".*"}}, true
-					}
-					return ImageSpec{Tags: tags}, true
-				})
-			case "images-by-tag-regex":
-				p.skopeoImages(v, fk, &u, func(val *yaml.Node, key string) (ImageSpec, bool) {
-					re, ok := p.str(val, key, "a regular expression")
-					if !ok {
-						return ImageSpec{}, false
-					}
-					if _, err := compileTagRegex(re); err != nil {
-						p.fail(resolve(val), key, err.Error(), errors.Unwrap(err))
-						return ImageSpec{}, false
-					}
-					// skopeo looks for the regex anywhere in a tag;
-					// Allow is anchored.
-					return ImageSpec{Allow: []string{".*(?:" + re + ").*"}}, true
-				})
-			case "images-by-semver":
-				before := len(u.Images)
-				var invalid []*ConfigError
-				p.skopeoImages(v, fk, &u, func(val *yaml.Node, key string) (ImageSpec, bool) {
-					r, ok := p.str(val, key, `a semver constraint such as ">= 3.12.0"`)
-					if !ok {
-						return ImageSpec{}, false
-					}
-					if _, err := parseConstraint(r); err != nil {
-						invalid = append(invalid, &ConfigError{File: p.file, Line: resolve(val).Line, Key: key, Msg: err.Error(), Err: errors.Unwrap(err)})
-					}
-					return ImageSpec{Semver: r}, true
-				})
-				if len(invalid) > 0 {
-					p.skipSemver(invalid, u.Images[before:])
-					u.Images = u.Images[:before]
-					skipped = true
-				}
-			case "credentials":
-				u.Credentials = p.credentials(v, fk)
-			case "tls-verify":
-				if b, ok := p.boolean(v, fk); ok {
-					u.TLSVerify = &b
-				}
-			case "cert-dir":
-				u.CertDir, _ = p.str(v, fk, "a directory")
-			default:
-				p.failf(k, fk, "unknown key: expected %s", orList(skopeoKeys))
+		u := Unit{Source: host, PlatformMode: PlatformRewrite, Line: h.Line, TLSVerify: r.TLSVerify, CertDir: r.CertDir, Credentials: r.Credentials}
+		p.credentials(r.Credentials, yamlpos.Join(host, "credentials"))
+		skopeoImages(p, &u, yamlpos.Join(host, "images"), r.Images, func(key string, tags *[]string) (ImageSpec, bool) {
+			if tags == nil || len(*tags) == 0 {
+				// No list, or an empty one, means every tag.
+				return ImageSpec{Allow: []string{".*"}}, true
 			}
-		}
-		if len(u.Images) == 0 {
-			if skipped {
+			errs := len(p.d.Errors())
+			p.tags(key, *tags)
+			for i := range *tags {
+				if !p.d.OK(yamlpos.Index(key, i)) {
+					return ImageSpec{}, false
+				}
+			}
+			return ImageSpec{Tags: *tags}, len(p.d.Errors()) == errs
+		})
+		skopeoImages(p, &u, yamlpos.Join(host, "images-by-tag-regex"), r.TagRegex, func(key, re string) (ImageSpec, bool) {
+			if _, err := compileTagRegex(re); err != nil {
+				p.fail(key, key, err.Error(), errors.Unwrap(err))
+				return ImageSpec{}, false
+			}
+			// skopeo looks for the regex anywhere in a tag; Allow is
+			// anchored.
+			return ImageSpec{Allow: []string{".*(?:" + re + ").*"}}, true
+		})
+		before := len(u.Images)
+		var invalid []*ConfigError
+		skopeoImages(p, &u, yamlpos.Join(host, "images-by-semver"), r.Semver, func(key, r string) (ImageSpec, bool) {
+			if _, err := parseConstraint(r); err != nil {
+				invalid = append(invalid, &ConfigError{File: p.d.File, Line: p.d.Line(key), Key: key, Msg: err.Error(), Err: errors.Unwrap(err)})
+			}
+			return ImageSpec{Semver: r}, true
+		})
+		if len(invalid) > 0 {
+			p.skipSemver(invalid, u.Images[before:])
+			u.Images = u.Images[:before]
+			if len(u.Images) == 0 {
 				// Nothing is left to sync from this registry, as in skopeo.
 				continue
 			}
-			if len(p.errs) == errs {
-				p.failf(kv.key, host, "no images: expected images, images-by-tag-regex or images-by-semver")
-			}
+		}
+		// The file's order, whichever of the three maps comes first.
+		slices.SortStableFunc(u.Images, func(a, b ImageSpec) int { return cmp.Compare(a.Line, b.Line) })
+		if len(u.Images) == 0 && len(p.d.Errors()) == errs {
+			p.d.Report(h.Line, host, "no images: expected images, images-by-tag-regex or images-by-semver", nil)
 		}
 		c.Units = append(c.Units, u)
 	}
-	if len(pairs) == 0 {
-		p.fail(&yaml.Node{Line: 1}, "", "no registries: expected registry hosts (skopeo sync format) or units (native format)", nil)
+	if len(hosts) == 0 {
+		p.d.Report(1, "", "no registries: expected registry hosts (skopeo sync format) or units (native format)", nil)
 	}
 	return c
 }
 
-// skopeoImages reads a map of repository to selector, adding to u the
-// ImageSpec that spec makes of each selector.
-func (p *parser) skopeoImages(n *yaml.Node, key string, u *Unit, spec func(val *yaml.Node, key string) (ImageSpec, bool)) {
-	repos, ok := p.mapping(n, key, "a mapping of repository to tags")
-	if !ok || !p.addEntries(n, key, "repositories", len(repos)) {
+// skopeoImages checks a map of repository to selector decoded at key,
+// adding to u the ImageSpec that spec makes of each selector.
+func skopeoImages[T any](p *parser, u *Unit, key string, repos yamlpos.Map[T], spec func(key string, v T) (ImageSpec, bool)) {
+	if !p.d.OK(key) {
 		return
 	}
 	for _, r := range repos {
-		repo := r.key.Value
-		rk := join(key, repo)
-		if err := checkRepository(repo); err != nil {
-			p.fail(r.key, rk, err.Error(), nil)
+		rk := yamlpos.Join(key, r.Key)
+		if err := checkRepository(r.Key); err != nil {
+			p.d.Report(r.Line, rk, err.Error(), nil)
 			continue
 		}
-		s, ok := spec(r.val, rk)
+		if !p.d.OK(rk) {
+			continue
+		}
+		s, ok := spec(rk, r.Value)
 		if !ok {
 			continue
 		}
-		s.Repository = repo
-		s.Line = r.key.Line
+		s.Repository = r.Key
+		s.Line = r.Line
 		u.Images = append(u.Images, s)
 	}
 }
