@@ -394,11 +394,7 @@ func (q *qcow2Image) checkL1Table() error {
 	if uint64(h.l1Size) < need {
 		return q.corrupt("the L1 table has %d entries but a virtual size of %d bytes needs %d", h.l1Size, h.size, need)
 	}
-	n := uint64(h.l1Size) * 8
-	if n > maxL1Bytes {
-		return q.unsupported(fmt.Sprintf("its L1 table is %d bytes, more than QEMU's limit of %d", n, maxL1Bytes), q.convertHint("an image QEMU can open"))
-	}
-	return q.checkTable("L1 table", h.l1TableOffset, n)
+	return q.checkLimitedTable("L1 table", h.l1TableOffset, uint64(h.l1Size)*8, maxL1Bytes)
 }
 
 func (q *qcow2Image) checkRefcountTable() error {
@@ -406,11 +402,16 @@ func (q *qcow2Image) checkRefcountTable() error {
 	if h.refcountTableClusters == 0 {
 		return q.corrupt("the refcount table is 0 clusters long")
 	}
-	n := uint64(h.refcountTableClusters) << h.clusterBits
-	if n > maxRefcountTableSize {
-		return q.unsupported(fmt.Sprintf("its refcount table is %d bytes, more than QEMU's limit of %d", n, maxRefcountTableSize), q.convertHint("an image QEMU can open"))
+	return q.checkLimitedTable("refcount table", h.refcountTableOffset, uint64(h.refcountTableClusters)<<h.clusterBits, maxRefcountTableSize)
+}
+
+// checkLimitedTable checks a table of n bytes at off: no larger than QEMU
+// opens (limit), and inside the file.
+func (q *qcow2Image) checkLimitedTable(what string, off, n, limit uint64) error {
+	if n > limit {
+		return q.unsupported(fmt.Sprintf("its %s is %d bytes, more than QEMU's limit of %d", what, n, limit), q.convertHint("an image QEMU can open"))
 	}
-	return q.checkTable("refcount table", h.refcountTableOffset, n)
+	return q.checkTable(what, off, n)
 }
 
 // checkSnapshots checks that the internal snapshot table, and the L1 table of

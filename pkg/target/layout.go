@@ -307,12 +307,7 @@ func (l *Layout) pushBlob(desc ocispec.Descriptor, r io.Reader) (err error) {
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer removeOnError(f, &err)
 	vr := content.NewVerifyReader(r, desc)
 	// The writer hides os.File's ReadFrom, which would copy in 32 KiB
 	// reads; blobs are often GiBs.
@@ -483,12 +478,7 @@ func WriteFileAtomic(path, pattern string, write func(io.Writer) error) (err err
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
+	defer removeOnError(f, &err)
 	w := bufio.NewWriterSize(f, 1<<20)
 	if err := write(w); err != nil {
 		return err
@@ -649,4 +639,14 @@ func DockerInLayout(mediaType string) string {
 		return ""
 	}
 	return what + ": skopeo 1.18 and earlier and podman 5.4 and earlier cannot read it by name from an OCI layout or archive"
+}
+
+// removeOnError closes and removes f once the function writing it returns
+// *err: a file written under a temporary name is either renamed into place
+// whole or gone.
+func removeOnError(f *os.File, err *error) {
+	if *err != nil {
+		f.Close()
+		os.Remove(f.Name())
+	}
 }

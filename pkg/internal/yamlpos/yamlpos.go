@@ -336,16 +336,20 @@ func (d *Decoder) decode(n *yaml.Node, path, key string, v reflect.Value, f fiel
 		v.Set(reflect.ValueOf(n))
 		return
 	}
-	if m, ok := v.Addr().Interface().(mapDecoder); ok {
+	// mapping gives the pairs of a mapping of key/value entries, checked
+	// against the entry count the field allows.
+	mapping := func() ([]pair, bool) {
 		if n.Kind != yaml.MappingNode {
 			fail(cmp.Or(f.want, "a mapping"))
-			return
+			return nil, false
 		}
 		pairs := d.pairs(n, path)
-		if !d.counted(path, f, len(pairs)) {
-			return
+		return pairs, d.counted(path, f, len(pairs))
+	}
+	if m, ok := v.Addr().Interface().(mapDecoder); ok {
+		if pairs, ok := mapping(); ok {
+			m.decodeMap(d, pairs, path, f)
 		}
-		m.decodeMap(d, pairs, path, f)
 		return
 	}
 	if v.Kind() == reflect.Pointer {
@@ -382,12 +386,8 @@ func (d *Decoder) decode(n *yaml.Node, path, key string, v reflect.Value, f fiel
 			d.setKeyLine(p, kv.key.Line)
 		}
 	case reflect.Map:
-		if n.Kind != yaml.MappingNode {
-			fail(cmp.Or(f.want, "a mapping"))
-			return
-		}
-		pairs := d.pairs(n, path)
-		if !d.counted(path, f, len(pairs)) {
+		pairs, ok := mapping()
+		if !ok {
 			return
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(pairs))
