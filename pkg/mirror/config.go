@@ -321,20 +321,28 @@ type TargetOverride struct {
 	Unit, Line int
 	// Key names the unit in messages: "units[0]".
 	Key string
-	// Was is the target the file gave it.
+	// Was is the target the file gave it; empty when only the naming
+	// changed.
 	Was string
+	// Unscoped says the unit said scoped: true and SetTarget, not scoped,
+	// names its images by their last element instead.
+	Unscoped bool
 }
 
 // SetTarget sets every unit's target and naming, as the destination
 // argument and --scoped of skopeo sync do: it overrides what a native file
 // says, for every unit. It returns the units whose target it replaced by
-// another. Validate checks the target.
+// another, or whose scoped: true it turned off. Validate checks the target.
 func (c *Config) SetTarget(target string, scoped bool) []TargetOverride {
 	var out []TargetOverride
 	for i := range c.Units {
 		u := &c.Units[i]
-		if u.Target != "" && u.Target != target {
-			out = append(out, TargetOverride{Unit: i, Line: u.Line, Key: fmt.Sprintf("units[%d]", i), Was: u.Target})
+		o := TargetOverride{Unit: i, Line: u.Line, Key: fmt.Sprintf("units[%d]", i), Unscoped: u.Scoped && !scoped}
+		if u.Target != target {
+			o.Was = u.Target
+		}
+		if o.Was != "" || o.Unscoped {
+			out = append(out, o)
 		}
 		u.Target = target
 		u.Scoped = scoped

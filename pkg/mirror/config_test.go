@@ -427,6 +427,21 @@ func TestParseConfigTarget(t *testing.T) {
 	if diff := cmp.Diff(want, over); diff != "" {
 		t.Errorf("overridden (-want +got):\n%s", diff)
 	}
+	// A unit's scoped: true turned off by --to without --scoped is
+	// reported too, with or without a target of its own.
+	scoped := []byte("units:\n- source: quay.io/a\n  scoped: true\n  images: [{repository: x, tags: [\"1\"]}]\n" +
+		"- source: quay.io/b\n  target: oci:own\n  scoped: true\n  images: [{repository: y, tags: [\"1\"]}]\n")
+	_, overScoped, err := ParseConfigTarget("n.yaml", scoped, "r.example/m", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantScoped := []TargetOverride{{Unit: 0, Line: 2, Key: "units[0]", Unscoped: true}, {Unit: 1, Line: 5, Key: "units[1]", Was: "oci:own", Unscoped: true}}
+	if diff := cmp.Diff(wantScoped, overScoped); diff != "" {
+		t.Errorf("overridden scoping (-want +got):\n%s", diff)
+	}
+	if _, overScoped, _ := ParseConfigTarget("n.yaml", scoped, "r.example/m", true); len(overScoped) != 1 || overScoped[0].Unscoped {
+		t.Errorf("with --scoped: overridden = %+v, want only units[1]'s target", overScoped)
+	}
 	for _, u := range c.Units {
 		if u.Target != "r.example/m" {
 			t.Errorf("unit %s: target %q, want r.example/m", u.Source, u.Target)

@@ -173,7 +173,12 @@ func runMirror(ctx context.Context, streams cli.Streams, opts *mirrorOptions) er
 	// --to wins over the file; a target the file gave is not replaced
 	// silently. -q does not hide it: it may send images elsewhere.
 	for _, o := range overridden {
-		fmt.Fprintf(streams.ErrOut, "Warning: %s:%d: %s: --to %s replaces the unit's target %s\n", opts.file, o.Line, o.Key, opts.to, o.Was)
+		if o.Was != "" {
+			fmt.Fprintf(streams.ErrOut, "Warning: %s:%d: %s: --to %s replaces the unit's target %s\n", opts.file, o.Line, o.Key, opts.to, o.Was)
+		}
+		if o.Unscoped {
+			fmt.Fprintf(streams.ErrOut, "Warning: %s:%d: %s: the unit says scoped: true, but --to without --scoped names its images by their last element; add --scoped to keep the full source path\n", opts.file, o.Line, o.Key)
+		}
 	}
 	status := option.NewStatus(streams.ErrOut, opts.Quiet)
 	for _, w := range cfg.Warnings {
