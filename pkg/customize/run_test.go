@@ -164,7 +164,8 @@ func stepNames(res Result) []string {
 
 // TestRunAMD64 applies every kind of step to an amd64 guest on an amd64
 // host: file operations, an offline package install through a guest
-// command, sysprep, resize and sparsify; then reads the result back.
+// command, sysprep, guest commands after it that check the guest's files
+// from the inside, resize and sparsify.
 func TestRunAMD64(t *testing.T) {
 	if runtime.GOARCH != "amd64" {
 		t.Fatalf("this test runs a guest command of an amd64 disk; it needs an amd64 host, not %s", runtime.GOARCH)
@@ -173,6 +174,11 @@ func TestRunAMD64(t *testing.T) {
 	base := baseCopy(t, "amd64")
 	deb := filepath.Join(filepath.Dir(guestDisk(t, "amd64")), testPackage)
 	before := sha256File(t, base)
+	// check is a guest command that fails Run, with its message in the
+	// error, unless the test holds in the guest.
+	check := func(test, msg string) string {
+		return "run-command " + test + " || { echo 'guest check failed: " + msg + "'; exit 1; }"
+	}
 	spec := Spec{
 		Commands: []string{
 			"# the package is copied in, then installed by the guest's dpkg",
@@ -181,7 +187,17 @@ func TestRunAMD64(t *testing.T) {
 			"copy-in " + testPackage + ":/tmp",
 			"run-command dpkg -i /tmp/" + testPackage + " && rm /tmp/" + testPackage,
 		},
-		Sysprep:  &Sysprep{Enabled: true, Operations: []string{"bash-history", "logfiles", "machine-id"}},
+		Sysprep: &Sysprep{Enabled: true, Operations: []string{"bash-history", "logfiles", "machine-id"}},
+		PostCommands: []string{
+			check(`grep -qx 'hello from containerdisk-test' /usr/share/containerdisk-test/hello.txt`, "the package is not installed"),
+			check(`test ! -e /tmp/`+testPackage, "the package file is left in /tmp"),
+			check(`grep -qx 'customized by pkg/customize' /etc/motd`, "write"),
+			check(`test -d /opt/custom`, "mkdir"),
+			check(`test ! -e /root/.bash_history`, "sysprep bash-history"),
+			check(`test ! -e /var/log/test.log`, "sysprep logfiles"),
+			// Not machine-id: virt-customize writes a new one when it finds
+			// it empty (TestRunForeignArchFileOperations checks it).
+		},
 		Resize:   "+64M",
 		Sparsify: true,
 	}
@@ -194,7 +210,7 @@ func TestRunAMD64(t *testing.T) {
 		t.Fatalf("Run: %v", err)
 	}
 	logSteps(t, res)
-	if got, want := strings.Join(stepNames(res), ","), "copy,resize,customize,sysprep,sparsify"; got != want {
+	if got, want := strings.Join(stepNames(res), ","), "copy,resize,customize,sysprep,postCommands,sparsify"; got != want {
 		t.Errorf("steps = %s, want %s", got, want)
 	}
 	if res.SpecDigest != spec.Digest() || res.Format != disk.FormatQCOW2 {
@@ -228,31 +244,11 @@ func TestRunAMD64(t *testing.T) {
 	if qi.BackingFilename != "" || qi.Format != "qcow2" {
 		t.Errorf("qemu-img info: format %q, backing file %q; want qcow2 without one", qi.Format, qi.BackingFilename)
 	}
-	got := guestfish(t, res.Path, `cat /usr/share/containerdisk-test/hello.txt
-cat /etc/motd
-is-dir /opt/custom
-exists /tmp/`+testPackage+`
-exists /root/.bash_history
-exists /var/log/test.log
-filesize /etc/machine-id
-`)
-	want := []string{
-		"hello from containerdisk-test", // dpkg -i ran in the guest
-		"customized by pkg/customize",
-		"true",  // mkdir
-		"false", // removed after install
-		"false", // sysprep bash-history
-		"false", // sysprep logfiles
-		"0",     // sysprep machine-id empties it
-	}
-	if strings.Join(got, "\n") != strings.Join(want, "\n") {
-		t.Errorf("guest files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
-	}
 }
 
 // TestRunForeignArchFileOperations customizes an arm64 disk on this amd64
-// host with file operations only, in both virt-customize calls, and reads
-// them back; libguestfs sees the disk as aarch64.
+// host with file operations and sysprep, and reads them back; libguestfs
+// sees the disk as aarch64.
 func TestRunForeignArchFileOperations(t *testing.T) {
 	t.Parallel()
 	arch := "arm64"
@@ -266,19 +262,20 @@ func TestRunForeignArchFileOperations(t *testing.T) {
 		Spec: Spec{
 			Commands: []string{
 				"write /etc/motd:arm64 customized on " + runtime.GOARCH,
+				"append-line /etc/motd:second line",
 				"mkdir /opt/arm",
 				"root-password password:s3cret",
 				"hostname arm64-guest",
 				"ssh-inject root:string:ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKtest test@customize",
 			},
-			PostCommands: []string{"append-line /etc/motd:after sysprep"},
+			Sysprep: &Sysprep{Enabled: true, Operations: []string{"bash-history", "logfiles", "machine-id"}},
 		},
 	})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
 	logSteps(t, res)
-	if got, want := strings.Join(stepNames(res), ","), "copy,customize,postCommands"; got != want {
+	if got, want := strings.Join(stepNames(res), ","), "copy,customize,sysprep"; got != want {
 		t.Errorf("steps = %s, want %s", got, want)
 	}
 	got := guestfish(t, res.Path, `inspect-get-arch /dev/sda1
@@ -286,9 +283,27 @@ cat /etc/motd
 is-dir /opt/arm
 cat /etc/hostname
 cat /root/.ssh/authorized_keys
+exists /root/.bash_history
+exists /var/log/test.log
+filesize /etc/machine-id
+grep ^root: /etc/shadow
 `)
-	want := []string{"aarch64", "arm64 customized on " + runtime.GOARCH, "after sysprep", "true", "arm64-guest",
-		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKtest test@customize"}
+	// root-password wrote a hash of the password, whatever the host.
+	if n := len(got); n == 0 || !strings.HasPrefix(got[n-1], "root:$") {
+		t.Errorf("root's shadow line is not a password hash: %q", got)
+	} else {
+		got = got[:n-1]
+	}
+	want := []string{
+		"aarch64",
+		"arm64 customized on " + runtime.GOARCH, "second line",
+		"true",
+		"arm64-guest",
+		"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKtest test@customize",
+		"false", // sysprep bash-history
+		"false", // sysprep logfiles
+		"0",     // sysprep machine-id empties it
+	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("guest files:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -340,12 +355,19 @@ func TestRunFailures(t *testing.T) {
 	if out, err := exec.Command("qemu-img", "create", "-q", "-f", "qcow2", noOS, "64M").CombinedOutput(); err != nil {
 		t.Fatalf("qemu-img create: %v\n%s", err, out)
 	}
-	for _, tc := range []struct {
+	type outcome struct {
+		err error
+		d   time.Duration
+	}
+	cases := []struct {
 		name    string
 		base    string
 		cmd     string
 		timeout time.Duration
 		want    []string
+
+		before, work string
+		done         chan outcome
 	}{
 		{name: "command fails", base: baseCopy(t, "amd64"), cmd: "run-command echo the guest says no; exit 3",
 			want: []string{"customize: step customize: virt-customize: exit status 1", "the guest says no", "command exited with an error"}},
@@ -353,22 +375,34 @@ func TestRunFailures(t *testing.T) {
 			want: []string{"virt-customize: exit status 1", "no operating systems were found"}},
 		{name: "timeout", base: baseCopy(t, "amd64"), cmd: "run-command sleep 3600", timeout: 75 * time.Second,
 			want: []string{"virt-customize: killed at the timeout: no result after 1m15s"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			before := sha256File(t, tc.base)
-			work := t.TempDir()
-			l := &logTo{t: t}
-			timeout := tc.timeout
-			if timeout == 0 {
-				timeout = 10 * time.Minute
-			}
+	}
+	// All runs start at once, not as parallel subtests: go test runs only
+	// GOMAXPROCS parallel tests, and these wait on QEMU, not on Go.
+	for i := range cases {
+		tc := &cases[i]
+		tc.before = sha256File(t, tc.base)
+		tc.work = t.TempDir()
+		tc.done = make(chan outcome, 1)
+		timeout := tc.timeout
+		if timeout == 0 {
+			timeout = 10 * time.Minute
+		}
+		l := &logTo{t: t}
+		go func() {
 			start := time.Now()
 			_, err := Run(context.Background(), Request{
-				Base: tc.base, Arch: "amd64", WorkDir: work, Timeout: timeout, Log: l.log,
+				Base: tc.base, Arch: "amd64", WorkDir: tc.work, Timeout: timeout, Log: l.log,
 				Spec: Spec{Commands: []string{tc.cmd}},
 			})
-			t.Logf("failed after %s", time.Since(start).Round(100*time.Millisecond))
+			tc.done <- outcome{err, time.Since(start)}
+		}()
+	}
+	for i := range cases {
+		tc := &cases[i]
+		t.Run(tc.name, func(t *testing.T) {
+			o := <-tc.done
+			err := o.err
+			t.Logf("failed after %s", o.d.Round(100*time.Millisecond))
 			var te *ToolError
 			if !errors.As(err, &te) {
 				t.Fatalf("Run: %v, want a *ToolError", err)
@@ -382,16 +416,16 @@ func TestRunFailures(t *testing.T) {
 			if te.Tool != "virt-customize" || len(te.Tail) == 0 || len(te.Tail) > tailLines {
 				t.Errorf("ToolError: tool %q with %d tail lines, want virt-customize with 1 to %d", te.Tool, len(te.Tail), tailLines)
 			}
-			if after := sha256File(t, tc.base); after != before {
-				t.Errorf("base changed: sha256 %s, was %s", after, before)
+			if after := sha256File(t, tc.base); after != tc.before {
+				t.Errorf("base changed: sha256 %s, was %s", after, tc.before)
 			}
-			if _, err := os.Stat(filepath.Join(work, "customized.qcow2")); !errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(filepath.Join(tc.work, "customized.qcow2")); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the partial result is left: %v", err)
 			}
 			// Nothing of the tool may outlive Run: its QEMU would hold the
 			// disk.
-			if procs := processesWith(work); len(procs) > 0 {
-				t.Errorf("processes still use %s after Run: %q", work, procs)
+			if procs := processesWith(tc.work); len(procs) > 0 {
+				t.Errorf("processes still use %s after Run: %q", tc.work, procs)
 			}
 		})
 	}

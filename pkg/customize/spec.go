@@ -62,7 +62,10 @@ type Spec struct {
 	// reproducible.
 	Network bool `json:"network,omitempty" yaml:"network,omitempty"`
 	// PostCommands are virt-customize lines, like Commands, run after
-	// Sysprep: for what sysprep would undo or remove.
+	// Sysprep: for what sysprep would undo or remove. Note that
+	// virt-customize writes a new /etc/machine-id when it finds it empty,
+	// undoing sysprep's machine-id operation: end with "truncate
+	// /etc/machine-id" to keep it empty.
 	PostCommands []string `json:"postCommands,omitempty" yaml:"postCommands,omitempty"`
 }
 
