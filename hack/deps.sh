@@ -13,6 +13,10 @@
 #   containerd           imports the archives mirror writes (ctr images import)
 #   python3              serves the release archives on loopback (hack/krew.sh)
 #   zip, unzip           the windows release archive (hack/release.sh) and its check
+#   e2fsprogs            builds the customize tests' guest disk (hack/guestdisk.sh)
+#   guestfs-tools, libguestfs-tools, linux-image-cloud-amd64
+#                        virt-customize, virt-sysprep, virt-sparsify, guestfish
+#                        and the kernel of their appliance (pkg/customize)
 set -euo pipefail
 missing=()
 need() { # need PACKAGE FILE-OR-COMMAND
@@ -38,6 +42,11 @@ need containerd ctr
 need python3 python3
 need zip zip
 need unzip unzip
+need e2fsprogs mkfs.ext4
+need guestfs-tools virt-customize
+need libguestfs-tools guestfish
+# The appliance boots the host's kernel; a new machine may have none in /boot.
+compgen -G '/boot/vmlinuz-*' >/dev/null || missing+=("linux-image-cloud-$(dpkg --print-architecture)")
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "Missing: ${missing[*]}; install them with: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Builds a small guest disk that libguestfs inspects as Debian, for the tests
+# of pkg/customize, and prints its path on stdout; everything else goes to
+# stderr.
+#
+#   hack/guestdisk.sh [amd64|arm64]        (amd64 by default)
+#
+# The disk is an MBR with one ext4 partition (label "root") holding a
+# busybox-static root: /etc/os-release (ID=debian), /etc/passwd, /etc/shadow,
+# /etc/fstab, /etc/machine-id, /bin/sh and the applets a virt-customize
+# --run-command needs, including busybox's dpkg with an empty /var/lib/dpkg.
+# That is enough for libguestfs inspection (it reads the distribution from
+# os-release and the architecture from the ELF header of /bin/ls, so the
+# arm64 disk is aarch64 to it) and for the file operations of virt-customize
+# and virt-sysprep; it cannot boot (there is no kernel) and has no apt, so
+# package install is tested offline with the local package built next to
+# the disk:
+#   <dir>/disk-<arch>.qcow2
+#   <dir>/containerdisk-test_1.0_all.deb   installs
+#                                          /usr/share/containerdisk-test/hello.txt
+# Some files exist so that sysprep has something to remove:
+# /root/.bash_history, /var/log/test.log, a non-empty /etc/machine-id.
+#
+# busybox-static comes from Debian with `apt-get download`; arm64 packages on
+# another host are looked up in a private apt state under the cache, as in
+# hack/bootdisk.sh, so the host's apt configuration is not changed. The build
+# needs no root and no libguestfs appliance (a few seconds). It is cached under
+#   ${GUESTDISK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-containerdisk/guestdisk}/<key>/
+# where <key> covers the architecture, the busybox-static and e2fsprogs
+# versions and this script.
+#
+# Tools: apt-get, dpkg-deb, sfdisk (fdisk), mkfs.ext4 (e2fsprogs), qemu-img
+# (qemu-utils).
+set -euo pipefail
+
+arch=${1:-amd64}
+case "$arch" in
+x86_64) arch=amd64 ;;
+aarch64) arch=arm64 ;;
+esac
+case "$arch" in
+amd64 | arm64) ;;
+*)
+	echo "guestdisk.sh: unknown architecture \"$arch\": expected amd64 or arm64" >&2
+	exit 2
+	;;
+esac
+
+# sfdisk and mkfs.ext4 live in /usr/sbin, outside most users' PATH.
+PATH=$PATH:/usr/sbin:/sbin
+cache=${GUESTDISK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-containerdisk/guestdisk}
+log() { echo "guestdisk.sh: $*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+need=()
+need_tool() { command -v "$1" >/dev/null || need+=("$2"); }
+need_tool apt-get apt
+need_tool dpkg-deb dpkg
+need_tool sfdisk fdisk
+need_tool mkfs.ext4 e2fsprogs
+need_tool qemu-img qemu-utils
+if [ ${#need[@]} -gt 0 ]; then
+	die "missing tools; install them with: apt-get install -y ${need[*]}"
+fi
+
+# apt for the target architecture: the host's own when it matches, else a
+# private state (lists, cache) under the cache directory.
+host_arch=$(dpkg --print-architecture)
+apt_opts=()
+if [ "$arch" != "$host_arch" ]; then
+	aptdir=$cache/apt-$arch
+	apt_opts=(
+		-o "APT::Architecture=$arch" -o "APT::Architectures::=$arch"
+		-o "Dir::State=$aptdir/state" -o "Dir::State::status=$aptdir/state/status"
+		-o "Dir::Cache=$aptdir/cache" -o "Dir::Etc::sourceparts=$aptdir/sources.list.d"
+		-o "Dir::Etc::sourcelist=$aptdir/sources.list" -o "Debug::NoLocking=1"
+	)
+	if [ ! -d "$aptdir/state/lists" ] || ! compgen -G "$aptdir/state/lists/*Packages*" >/dev/null; then
+		log "fetching the Debian package lists for $arch into $aptdir"
+		mkdir -p "$aptdir/state/lists/partial" "$aptdir/cache/archives/partial" "$aptdir/sources.list.d"
+		: >"$aptdir/state/status"
+		# Only Debian's own archives: third-party ones rarely carry arm64.
+		grep -h '^deb .*debian' /etc/apt/sources.list 2>/dev/null | grep -v '^deb-src' >"$aptdir/sources.list" || true
+		for f in /etc/apt/sources.list.d/*.sources; do
+			if [ -f "$f" ] && grep -q 'debian\.org' "$f"; then
+				cp "$f" "$aptdir/sources.list.d/"
+			fi
+		done
+		apt-get "${apt_opts[@]}" -q -o APT::Sandbox::User="$(id -un)" update >&2 || die "apt-get update for $arch failed"
+	fi
+fi
+
+pin=$(apt-cache "${apt_opts[@]}" show --no-all-versions busybox-static 2>/dev/null |
+	awk '/^Package: /{p=$2} /^Version: /{print p "=" $2}')
+[ -n "$pin" ] || die "no candidate of busybox-static for $arch: run apt-get update first"
+e2fs=$(mkfs.ext4 -V 2>&1 | head -1)
+
+key=$({
+	echo "$arch"
+	echo "$pin"
+	echo "$e2fs"
+	cat "${BASH_SOURCE[0]}"
+} | sha256sum | cut -c1-16)
+dir=$cache/$key
+out=$dir/disk-$arch.qcow2
+deb=containerdisk-test_1.0_all.deb
+if [ -s "$out" ] && [ -s "$dir/$deb" ]; then
+	log "cached: $pin"
+	echo "$out"
+	exit 0
+fi
+
+start=$(date +%s)
+work=$(mktemp -d "${TMPDIR:-/tmp}/guestdisk.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+log "building $out from $pin"
+apt-get "${apt_opts[@]}" -q -o APT::Sandbox::User="$(id -un)" download "$pin" >&2
+dpkg-deb -x ./busybox-static_*.deb busybox
+
+root=$work/root
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/share,etc,root,tmp,var/log,var/tmp,var/cache,var/lib/dpkg/info,var/lib/dpkg/updates,dev,proc,sys,run,home}
+chmod 1777 "$root/tmp" "$root/var/tmp"
+chmod 0700 "$root/root"
+cp busybox/bin/busybox "$root/bin/busybox"
+chmod 0755 "$root/bin/busybox"
+# A fixed list of applets (not `busybox --list`, which cannot run for a
+# foreign architecture): what a shell script and dpkg -i use.
+for a in sh ash ls cat echo mkdir rm rmdir cp mv ln chmod chown touch test true false \
+	env id uname sed grep awk tar gzip gunzip head tail sort cut tr wc sleep mount umount \
+	dpkg dpkg-deb find xargs printf readlink stat sync hostname date basename dirname; do
+	ln -s busybox "$root/bin/$a"
+done
+ln -s /bin/busybox "$root/usr/bin/env"
+# Only Debian's ID matters to inspection; the rest makes the guest look like
+# what the tests pretend it is.
+cat >"$root/etc/os-release" <<'EOF'
+PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"
+NAME="Debian GNU/Linux"
+VERSION_ID="12"
+VERSION="12 (bookworm)"
+VERSION_CODENAME=bookworm
+ID=debian
+EOF
+echo 12.0 >"$root/etc/debian_version"
+cat >"$root/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+EOF
+cat >"$root/etc/group" <<'EOF'
+root:x:0:
+nogroup:x:65534:
+EOF
+printf 'root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n' >"$root/etc/shadow"
+chmod 0640 "$root/etc/shadow"
+echo 'LABEL=root / ext4 defaults 0 1' >"$root/etc/fstab"
+echo guestdisk >"$root/etc/hostname"
+echo 0123456789abcdef0123456789abcdef >"$root/etc/machine-id"
+: >"$root/var/lib/dpkg/status"
+: >"$root/var/lib/dpkg/available"
+echo 'echo history' >"$root/root/.bash_history"
+echo 'a log line' >"$root/var/log/test.log"
+
+# A package for offline install tests: busybox's dpkg reads gzip data.
+mkdir -p pkg/DEBIAN pkg/usr/share/containerdisk-test
+cat >pkg/DEBIAN/control <<'EOF'
+Package: containerdisk-test
+Version: 1.0
+Architecture: all
+Maintainer: kubectl-containerdisk tests <tests@localhost>
+Description: installs one file, for the tests of pkg/customize
+EOF
+echo 'hello from containerdisk-test' >pkg/usr/share/containerdisk-test/hello.txt
+dpkg-deb --root-owner-group -Zgzip --build pkg "$work/$deb" >&2
+
+# The disk: one type-83 partition at 1 MiB holding the root, made by mkfs -d
+# (no loop device, no root), converted to a compressed qcow2. mkfs copies
+# the files' owners: built by another user than root, the guest's files are
+# that user's, which none of the tests depends on.
+size_mib=64
+raw=$work/disk.raw
+truncate -s ${size_mib}M "$raw"
+echo 'start=2048, type=83' | sfdisk -q "$raw" >&2
+mkfs.ext4 -q -F -L root -U 6f0c1c6e-2f36-4c36-9a0b-3c7a6b0d1e21 \
+	-E offset=$((2048 * 512)),root_owner=0:0 -d "$root" "$raw" $(((size_mib - 1) * 1024))k >&2
+mkdir -p "$dir"
+qemu-img convert -c -O qcow2 "$raw" "$out.tmp"
+cp "$work/$deb" "$dir/$deb"
+mv "$out.tmp" "$out"
+log "built $out ($(du -k "$out" | cut -f1) KiB) in $(($(date +%s) - start)) s"
+echo "$out"
