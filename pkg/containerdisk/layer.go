@@ -28,6 +28,11 @@ var layerEpoch = time.Unix(0, 0).UTC()
 // compressor's workers busy.
 const copyBufferSize = 1 << 20
 
+// writeBufferSize is the size of the writes of the layer file: larger
+// writes were measured slower in the kernel (1 MiB: 3 times as long for a
+// 1 GiB layer as 128 KiB).
+const writeBufferSize = 128 << 10
+
 // layer is a compressed layer written to a temporary file.
 type layer struct {
 	path     string
@@ -71,7 +76,7 @@ func writeLayer(ctx context.Context, d Disk, name string, c Compression, dir str
 	diffHash := sha256.New()
 	blobHash := sha256.New()
 	counter := &countWriter{}
-	buffered := bufio.NewWriterSize(out, copyBufferSize)
+	buffered := bufio.NewWriterSize(out, writeBufferSize)
 	// Uncompressed, the blob is the tar: its digest is the diff ID, and a
 	// third hash over the whole disk would be wasted.
 	var compressed io.Writer = io.MultiWriter(buffered, blobHash, counter)
