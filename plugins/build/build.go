@@ -44,6 +44,7 @@ type buildOptions struct {
 	tempDir     string
 	cacheDir    string
 	workers     int
+	arches      []string
 
 	target string
 }
@@ -76,7 +77,11 @@ architectures are downloaded in parallel (resuming after dropped
 connections, kept in --cache-dir by checksum), decompressed, verified against
 the upstream checksum while they stream, checked, and built into one index at
 TARGET/NAME:VERSION, where TARGET is a registry prefix or a layout directory.
-A failing entry is reported and the others are still built.`,
+A failing entry is reported and the others are still built. --arch keeps
+only the architectures it names, so that each architecture of a release can
+be built on a machine of its own (as 'kubectl containerdisk pipeline' does,
+one Kubernetes Job per architecture); with --created, the images are the
+same as those of one build of every architecture.`,
 		Example: `  # Build the latest Fedora releases into oci:containerdisks/fedora
   kubectl containerdisk build --focus 'fedora:*'
 
@@ -120,6 +125,7 @@ A failing entry is reported and the others are still built.`,
 	fs.StringArrayVarP(&opts.tags, "tag", "t", nil, "further tag, passed on to push with -o json; repeatable")
 	fs.StringVar(&opts.tempDir, "temp-dir", "", "directory for the compressed layers while they are built (default: the system's)")
 	fs.StringVar(&opts.cacheDir, "cache-dir", option.DefaultCacheDir(), "directory keeping catalog downloads by checksum, so that a second build of a release downloads nothing")
+	fs.StringArrayVar(&opts.arches, "arch", nil, "with --focus or stdin: build only these architectures (amd64, arm64, s390x); repeatable or comma-separated")
 	fs.IntVar(&opts.workers, "workers", 2, "catalog entries (name:version) built at once; the architectures of each are downloaded in parallel")
 	opts.Remote.ApplyFlags(fs)
 	opts.Output.ApplyFlags(fs)

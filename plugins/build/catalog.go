@@ -3,8 +3,11 @@ package build
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/publish"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
@@ -48,6 +51,9 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 		if len(rels) == 0 {
 			return cli.Usagef("no disk given and no releases on stdin: expected --disk ARCH=FILE (e.g. --disk amd64=fedora.qcow2), --focus NAME:VERSION, or the JSON lines of 'kubectl containerdisk gather' on stdin")
 		}
+	}
+	if rels, err = keepArches(rels, opts.arches); err != nil {
+		return err
 	}
 	imageOpts, err := opts.imageOptions()
 	if err != nil {
@@ -100,4 +106,23 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 		status.Printf("nothing to build: no release was selected")
 	}
 	return nil
+}
+
+// keepArches keeps the releases of the architectures --arch names, all of
+// them when it names none.
+func keepArches(rels []catalog.Release, arches []string) ([]catalog.Release, error) {
+	if len(arches) == 0 {
+		return rels, nil
+	}
+	keep := map[string]bool{}
+	for _, a := range arches {
+		for _, a := range strings.Split(a, ",") {
+			norm, err := containerdisk.NormalizeArch(strings.TrimSpace(a))
+			if err != nil {
+				return nil, cli.Usagef("--arch: %w", err)
+			}
+			keep[norm] = true
+		}
+	}
+	return slices.DeleteFunc(rels, func(r catalog.Release) bool { return !keep[r.Arch] }), nil
 }
