@@ -25,7 +25,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/yaml"
 )
 
@@ -224,8 +226,19 @@ type Event struct {
 	Err  error
 }
 
+// NewClient returns a client for Runner that sends JSON: the typed
+// clients send protobuf by default, which drops a field the API server
+// does not know before strict field validation could refuse it.
+func NewClient(cfg *rest.Config) (kubernetes.Interface, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.ContentType = runtime.ContentTypeJSON
+	cfg.AcceptContentTypes = runtime.ContentTypeJSON
+	return kubernetes.NewForConfig(cfg)
+}
+
 // Runner runs Objects in a cluster.
 type Runner struct {
+	// Kube is the client, made by NewClient.
 	Kube kubernetes.Interface
 	// Timeout bounds the wait for the Jobs; a Job not finished by then
 	// fails with a message naming its architecture.

@@ -286,3 +286,54 @@ func checkJobs(t *testing.T, jobs []*batchv1.Job, ns string) {
 		t.Errorf("Jobs for %v, want %v", seen, want)
 	}
 }
+
+// TestInClusterNoNode: with nodes of one architecture only, the Job of
+// the other is never run: its entry fails at --timeout, saying which
+// architecture no node has; and a run interrupted while it waits (Ctrl-C)
+// deletes its Jobs and ConfigMap.
+func TestInClusterNoNode(t *testing.T) {
+	c := testcluster.Shared(t)
+	ns := c.Namespace(t)
+	c.AddNodes(t, "amd64")
+	w := newWorld(t)
+	runner := testjobs.Start(t.Context(), t, c.Kubernetes(), testjobs.Options{Namespace: ns, BinDir: binDir(t)})
+	args := append(w.flags(), "--in-cluster", "--kubeconfig", c.Kubeconfig(t), "-n", ns,
+		"--image", "registry.example.com/kubectl-containerdisk:test",
+		"--staging", w.reg.Host+"/staging", "--to", w.reg.Host+"/containerdisks", "-o", "json")
+
+	code, out, errOut := run(t.Context(), "pipeline", pipeline.NewCommand, append(args, "--focus", "tiny:1.0", "--timeout", "3s")...)
+	if code != cli.ExitFailed {
+		t.Fatalf("exit %d, want 1; stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	rec := records(t, out)["tiny:1.0"]
+	if !strings.Contains(rec.Error, "arm64: Job ") || !strings.Contains(rec.Error, "no node of architecture arm64") || rec.Digest != "" {
+		t.Errorf("tiny:1.0: error %q, digest %q; want the arm64 Job's timeout and nothing published", rec.Error, rec.Digest)
+	}
+	if runner.Started() != 1 {
+		t.Errorf("%d Jobs ran, want 1 (amd64)", runner.Started())
+	}
+	if left := jobsLeft(t, c, ns); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan int)
+	go func() {
+		code, _, _ := run(ctx, "pipeline", pipeline.NewCommand, append(args, "--focus", "tiny:2.0")...)
+		done <- code
+	}()
+	for deadline := time.Now().Add(time.Minute); len(jobsLeft(t, c, ns)) < 3; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the Jobs of tiny 2.0 and their ConfigMap were not created: %v", jobsLeft(t, c, ns))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != cli.ExitInterrupted {
+		t.Errorf("interrupted run: exit %d, want %d", code, cli.ExitInterrupted)
+	}
+	if left := jobsLeft(t, c, ns); len(left) > 0 {
+		t.Errorf("left behind after Ctrl-C: %v", left)
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 	"oras.land/oras-go/v2/errdef"
 
@@ -85,7 +84,7 @@ func runInCluster(ctx context.Context, streams cli.Streams, opts *pipelineOption
 	if err != nil {
 		return cli.Usagef("reading the kubeconfig: %v; expected a cluster to run the Jobs on (--kubeconfig, --context), or --print to write them as YAML", err)
 	}
-	kube, err := kubernetes.NewForConfig(cfg)
+	kube, err := fanout.NewClient(cfg)
 	if err != nil {
 		return err
 	}
