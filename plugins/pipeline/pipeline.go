@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
@@ -252,20 +254,30 @@ func gather(ctx context.Context, opts *pipelineOptions, status *option.Status) (
 		p.catalog[key] = string(data)
 		p.keys = append(p.keys, key)
 	}
+	// A HEAD request per release, a few at once: the catalog has dozens.
+	var mu sync.Mutex
+	var eg errgroup.Group
+	eg.SetLimit(8)
 	for _, g := range p.groups {
 		if err := g.Err(); err != nil {
 			p.errs[g.Key()] = err
 			continue
 		}
-		t, err := p.builder.Created(ctx, g)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
+		eg.Go(func() error {
+			t, err := p.builder.Created(ctx, g)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				p.errs[g.Key()] = err
+			} else {
+				p.created[g.Key()] = t
 			}
-			p.errs[g.Key()] = err
-			continue
-		}
-		p.created[g.Key()] = t
+			return nil
+		})
+	}
+	eg.Wait() //nolint:errcheck // the calls return no error
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

@@ -229,7 +229,9 @@ func TestInCluster(t *testing.T) {
 	// Again, upstream healed: one Job, for tiny 2.0 arm64 only.
 	w.site.Heal()
 	runner2Before := runner.Started()
+	start = time.Now()
 	code, out, errOut = run(t.Context(), "pipeline", pipeline.NewCommand, args...)
+	t.Logf("second run: %d Job, %s to the published index", runner.Started()-runner2Before, time.Since(start))
 	if code != 0 {
 		t.Fatalf("second run: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
