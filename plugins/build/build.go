@@ -45,6 +45,7 @@ type buildOptions struct {
 	cacheDir    string
 	workers     int
 	arches      []string
+	keepArch    map[string]bool
 
 	target string
 }
@@ -95,6 +96,9 @@ same as those of one build of every architecture.`,
 		Args: cli.RangeArgs(0, 1),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.Remote.Parse(cmd); err != nil {
+				return err
+			}
+			if err := opts.parseArches(); err != nil {
 				return err
 			}
 			return opts.Catalog.Parse(cmd)

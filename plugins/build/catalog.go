@@ -52,8 +52,8 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 			return cli.Usagef("no disk given and no releases on stdin: expected --disk ARCH=FILE (e.g. --disk amd64=fedora.qcow2), --focus NAME:VERSION, or the JSON lines of 'kubectl containerdisk gather' on stdin")
 		}
 	}
-	if rels, err = keepArches(rels, opts.arches); err != nil {
-		return err
+	if opts.keepArch != nil {
+		rels = slices.DeleteFunc(rels, func(r catalog.Release) bool { return !opts.keepArch[r.Arch] })
 	}
 	imageOpts, err := opts.imageOptions()
 	if err != nil {
@@ -108,21 +108,24 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 	return nil
 }
 
-// keepArches keeps the releases of the architectures --arch names, all of
-// them when it names none.
-func keepArches(rels []catalog.Release, arches []string) ([]catalog.Release, error) {
-	if len(arches) == 0 {
-		return rels, nil
+// parseArches reads --arch, before anything is read from upstream: the
+// architectures of catalog releases to keep.
+func (o *buildOptions) parseArches() error {
+	if len(o.arches) == 0 {
+		return nil
 	}
-	keep := map[string]bool{}
-	for _, a := range arches {
+	if len(o.disks) > 0 {
+		return cli.Usagef("--arch with --disk: --arch selects catalog releases; a --disk names its architecture itself, as ARCH=FILE")
+	}
+	o.keepArch = map[string]bool{}
+	for _, a := range o.arches {
 		for _, a := range strings.Split(a, ",") {
 			norm, err := containerdisk.NormalizeArch(strings.TrimSpace(a))
 			if err != nil {
-				return nil, cli.Usagef("--arch: %w", err)
+				return cli.Usagef("--arch: %w", err)
 			}
-			keep[norm] = true
+			o.keepArch[norm] = true
 		}
 	}
-	return slices.DeleteFunc(rels, func(r catalog.Release) bool { return !keep[r.Arch] }), nil
+	return nil
 }
