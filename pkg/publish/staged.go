@@ -132,7 +132,7 @@ func (a *Assembly) Publish(ctx context.Context, g catalog.Group, staged []Staged
 		images = append(images, s.Image)
 		sources = append(sources, s.Source)
 	}
-	opts := (&Builder{Options: a.Options}).options(g)
+	opts := groupOptions(a.Options, g)
 	index := memory.New()
 	res, err := containerdisk.AssembleIndex(ctx, index, images, opts)
 	if err != nil {

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -257,7 +255,7 @@ func (o *buildOptions) imageOptions() (containerdisk.Options, error) {
 	if err != nil {
 		return containerdisk.Options{}, err
 	}
-	created, err := parseCreated(o.created)
+	created, err := option.ParseCreated(o.created)
 	if err != nil {
 		return containerdisk.Options{}, err
 	}
@@ -311,23 +309,6 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-func parseCreated(s string) (time.Time, error) {
-	if s == "" {
-		s = os.Getenv("SOURCE_DATE_EPOCH")
-		if s == "" {
-			return time.Time{}, nil
-		}
-	}
-	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(secs, 0).UTC(), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, cli.Usagef("creation time %q: expected RFC 3339 (2024-05-01T12:00:00Z) or Unix seconds", s)
-	}
-	return t, nil
 }
 
 func parseKeyValues(flag string, kvs []string) (map[string]string, error) {

@@ -6,7 +6,6 @@ package pipeline
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -188,7 +187,7 @@ func (o *pipelineOptions) validate(cmd *cobra.Command) error {
 	if _, err := containerdisk.ParseCompression(o.compression); err != nil {
 		return err
 	}
-	if _, err := parseCreated(o.created); err != nil {
+	if _, err := option.ParseCreated(o.created); err != nil {
 		return err
 	}
 	// The flags the builds take as they are: the Jobs reach upstream and
@@ -235,7 +234,7 @@ func gather(ctx context.Context, opts *pipelineOptions, status *option.Status) (
 	if err != nil {
 		return nil, err
 	}
-	created, _ := parseCreated(opts.created)
+	created, _ := option.ParseCreated(opts.created)
 	bopts := opts.buildOptions()
 	bopts.Created = created
 	p := &plan{
@@ -325,24 +324,6 @@ func (o *pipelineOptions) spec(p *plan, namespace, run string) fanout.Spec {
 		BackoffLimit:   o.backoffLimit,
 		TTL:            o.ttl,
 	}
-}
-
-// parseCreated reads --created, or $SOURCE_DATE_EPOCH as build does.
-func parseCreated(s string) (time.Time, error) {
-	if s == "" {
-		s = os.Getenv("SOURCE_DATE_EPOCH")
-		if s == "" {
-			return time.Time{}, nil
-		}
-	}
-	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(secs, 0).UTC(), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, cli.Usagef("--created %q: expected RFC 3339 (2024-05-01T12:00:00Z) or Unix seconds", s)
-	}
-	return t.UTC(), nil
 }
 
 // Main runs the command as the process and returns its exit code.
