@@ -5,13 +5,13 @@ BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 LDFLAGS  := -s -w -X github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli.Version=$(VERSION) -X github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli.Commit=$(COMMIT)
-PLUGINS  := gather build push verify mirror docs
+PLUGINS  := gather build push pipeline verify mirror docs
 
 .PHONY: all build demo test test-go release-test deps vet fmt bench clean docs-cli verify release krew
 
 all: build
 
-## build: the umbrella and the six subcommand binaries in bin/
+## build: the umbrella and the seven subcommand binaries in bin/
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/kubectl-containerdisk ./cmd/kubectl-containerdisk
@@ -53,7 +53,7 @@ test-go:
 	$(GO) test ./...
 
 ## release-test: the release archives are byte-identical when built twice,
-## hold the seven binaries and LICENSE, stripped and path-free, and the krew
+## hold the eight binaries and LICENSE, stripped and path-free, and the krew
 ## manifest passes krew's validator and installs offline (hack/release-test.sh)
 release-test: deps
 	./hack/release-test.sh
@@ -66,7 +66,7 @@ vet:
 docs-cli: build
 	$(BIN)/kubectl-containerdisk-docs cli --dir docs/cli
 
-## release: archives of the seven binaries per platform and the krew
+## release: archives of the eight binaries per platform and the krew
 ## manifest, in dist/VERSION (VERSION=vX.Y.Z)
 release:
 	./hack/release.sh $(VERSION)

@@ -6,7 +6,7 @@
 #   2. It builds linux/amd64 and windows/amd64 again from a copy of the tree
 #      at another path, with other file times, another umask and another
 #      time zone: the archives must be byte-identical.
-#   3. Each archive must hold exactly the seven binaries and LICENSE, with
+#   3. Each archive must hold exactly the eight binaries and LICENSE, with
 #      the commit's time, owner 0, fixed modes and (tar.gz) a gzip header
 #      with no name and no time; each binary must be built with -trimpath
 #      and stripped (-ldflags "-s -w"); the manifest must name each archive's uri and
@@ -56,7 +56,7 @@ python3 - "$work/a" "$version" "$base_url" "$epoch" <<'EOF'
 import hashlib, os, re, sys, tarfile, zipfile
 
 dist, version, base_url, epoch = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-subs = ["gather", "build", "push", "verify", "mirror", "docs"]
+subs = ["gather", "build", "push", "pipeline", "verify", "mirror", "docs"]
 platforms = ["linux/amd64", "linux/arm64", "darwin/amd64", "darwin/arm64", "windows/amd64"]
 manifest = open(os.path.join(dist, "containerdisk.yaml")).read()
 errors = []
@@ -134,7 +134,7 @@ commit=$(git -C "$repo" rev-parse --short=12 HEAD)
 "$work/x/kubectl-containerdisk" version >"$work/version.txt"
 grep -q "^kubectl containerdisk $version\$" "$work/version.txt" || fail "kubectl-containerdisk version does not say $version: $(cat "$work/version.txt")"
 grep -q "^commit: $commit\(-dirty\)\?\$" "$work/version.txt" || fail "kubectl-containerdisk version does not say commit $commit: $(cat "$work/version.txt")"
-for sub in gather push verify mirror docs; do
+for sub in gather push pipeline verify mirror docs; do
 	"$work/x/kubectl-containerdisk-$sub" --version | grep -q "^kubectl containerdisk $sub $version\$" ||
 		fail "kubectl-containerdisk-$sub --version does not say $version"
 done

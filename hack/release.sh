@@ -4,7 +4,7 @@
 #
 #   hack/release.sh [--base-url URL] [--out DIR] VERSION
 #
-# For each platform of krew/containerdisk.yaml it builds the seven binaries
+# For each platform of krew/containerdisk.yaml it builds the eight binaries
 # (the umbrella kubectl-containerdisk and kubectl-containerdisk-SUB) with the
 # release and commit stamped in, and archives them with LICENSE, reproducibly
 # (sorted entries, mtimes of SOURCE_DATE_EPOCH, default the commit's time,
@@ -52,7 +52,7 @@ platforms=${PLATFORMS:-linux/amd64 linux/arm64 darwin/amd64 darwin/arm64 windows
 pkg=github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli
 ldflags="-s -w -X $pkg.Version=$version -X $pkg.Commit=$commit"
 mains=(./cmd/kubectl-containerdisk)
-for p in gather build push verify mirror docs; do
+for p in gather build push pipeline verify mirror docs; do
 	mains+=("./plugins/$p/kubectl-containerdisk-$p")
 done
 if [ ! -f LICENSE ]; then
@@ -72,7 +72,7 @@ for platform in $platforms; do
 	os=${platform%/*} arch=${platform#*/}
 	stage=$work/$os-$arch
 	mkdir -p "$stage"
-	# One go build for the seven: it builds them in parallel.
+	# One go build for the eight: it builds them in parallel.
 	GOOS=$os GOARCH=$arch CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$stage/" "${mains[@]}"
 	cp LICENSE "$stage/"
 	# Modes and times are set, not inherited from the umask and the clock.

@@ -33,6 +33,7 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/plugins/docs"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/gather"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/mirror"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/pipeline"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/push"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/verify"
 )
@@ -43,13 +44,14 @@ func TestMain(m *testing.M) {
 		return func() { os.Exit(main()) }
 	}
 	testscript.Main(m, map[string]func(){
-		"kubectl-containerdisk":        sub(dispatch.Main),
-		"kubectl-containerdisk-build":  sub(build.Main),
-		"kubectl-containerdisk-push":   sub(push.Main),
-		"kubectl-containerdisk-gather": sub(gather.Main),
-		"kubectl-containerdisk-verify": sub(verify.Main),
-		"kubectl-containerdisk-mirror": sub(mirror.Main),
-		"kubectl-containerdisk-docs":   sub(docs.Main),
+		"kubectl-containerdisk":          sub(dispatch.Main),
+		"kubectl-containerdisk-build":    sub(build.Main),
+		"kubectl-containerdisk-push":     sub(push.Main),
+		"kubectl-containerdisk-pipeline": sub(pipeline.Main),
+		"kubectl-containerdisk-gather":   sub(gather.Main),
+		"kubectl-containerdisk-verify":   sub(verify.Main),
+		"kubectl-containerdisk-mirror":   sub(mirror.Main),
+		"kubectl-containerdisk-docs":     sub(docs.Main),
 	})
 }
 

@@ -83,6 +83,8 @@ type Image struct {
 	DiffID   digest.Digest
 	Checksum Checksum
 	Disk     disk.Info
+	// Created is the creation time in the config.
+	Created time.Time
 }
 
 // Result is the outcome of a build.
@@ -334,6 +336,7 @@ func pushImage(ctx context.Context, dst Storage, d Disk, info disk.Info, l *laye
 		DiffID:   l.diffID,
 		Checksum: l.checksum,
 		Disk:     info,
+		Created:  opts.Created,
 		Layer: ocispec.Descriptor{
 			MediaType: layerMediaType(opts.Format, opts.Compression),
 			Digest:    l.digest,

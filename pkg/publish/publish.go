@@ -106,7 +106,12 @@ func (b *Builder) Build(ctx context.Context, g catalog.Group, dst containerdisk.
 
 // options are the build options of the group's images.
 func (b *Builder) options(g catalog.Group) containerdisk.Options {
-	opts := b.Options
+	return groupOptions(b.Options, g)
+}
+
+// groupOptions fills in opts what the group's releases say: its version,
+// and the first release's URL, instancetype and preference.
+func groupOptions(opts containerdisk.Options, g catalog.Group) containerdisk.Options {
 	first := g.Releases[0]
 	opts.Version = g.Version
 	opts.Source = first.URL

@@ -641,3 +641,49 @@ func lock(ctx context.Context, final string) (unlock func(), err error) {
 		return nil, ctx.Err()
 	}
 }
+
+// Modified returns the modification time a download of url gives the
+// cached disk (its Last-Modified date, or a local file's modification
+// time), which a build's creation time defaults to, without downloading
+// it: a HEAD request. It is zero when the upstream sends no date.
+func (c *Client) Modified(ctx context.Context, rawURL string) (time.Time, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the date of %s: %w", rawURL, err)
+	}
+	if u.Scheme == "file" {
+		p, err := localPath(rawURL, u)
+		if err != nil {
+			return time.Time{}, err
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("reading the date of %s: %w", rawURL, err)
+		}
+		return st.ModTime(), nil
+	}
+	var t time.Time
+	err = c.retry(ctx, rawURL, func(ctx context.Context) (bool, error) {
+		ctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+		defer cancel()
+		req, err := http.NewRequestWithContext(ctx, http.MethodHead, rawURL, nil)
+		if err != nil {
+			return false, err
+		}
+		req.Header.Set("User-Agent", c.opts.UserAgent)
+		resp, err := c.opts.HTTPClient.Do(req)
+		if err != nil {
+			return false, c.attemptError(ctx, err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false, newStatusError(rawURL, resp)
+		}
+		t = lastModified(resp.Header)
+		return false, nil
+	})
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the date of %s: %w", rawURL, err)
+	}
+	return t, nil
+}

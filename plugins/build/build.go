@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/spf13/cobra"
@@ -44,6 +42,8 @@ type buildOptions struct {
 	tempDir     string
 	cacheDir    string
 	workers     int
+	arches      []string
+	keepArch    map[string]bool
 
 	target string
 }
@@ -76,7 +76,11 @@ architectures are downloaded in parallel (resuming after dropped
 connections, kept in --cache-dir by checksum), decompressed, verified against
 the upstream checksum while they stream, checked, and built into one index at
 TARGET/NAME:VERSION, where TARGET is a registry prefix or a layout directory.
-A failing entry is reported and the others are still built.`,
+A failing entry is reported and the others are still built. --arch keeps
+only the architectures it names, so that each architecture of a release can
+be built on a machine of its own (as 'kubectl containerdisk pipeline' does,
+one Kubernetes Job per architecture); with --created, the images are the
+same as those of one build of every architecture.`,
 		Example: `  # Build the latest Fedora releases into oci:containerdisks/fedora
   kubectl containerdisk build --focus 'fedora:*'
 
@@ -90,6 +94,9 @@ A failing entry is reported and the others are still built.`,
 		Args: cli.RangeArgs(0, 1),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if err := opts.Remote.Parse(cmd); err != nil {
+				return err
+			}
+			if err := opts.parseArches(); err != nil {
 				return err
 			}
 			return opts.Catalog.Parse(cmd)
@@ -120,6 +127,7 @@ A failing entry is reported and the others are still built.`,
 	fs.StringArrayVarP(&opts.tags, "tag", "t", nil, "further tag, passed on to push with -o json; repeatable")
 	fs.StringVar(&opts.tempDir, "temp-dir", "", "directory for the compressed layers while they are built (default: the system's)")
 	fs.StringVar(&opts.cacheDir, "cache-dir", option.DefaultCacheDir(), "directory keeping catalog downloads by checksum, so that a second build of a release downloads nothing")
+	fs.StringArrayVar(&opts.arches, "arch", nil, "with --focus or stdin: build only these architectures (amd64, arm64, s390x); repeatable or comma-separated")
 	fs.IntVar(&opts.workers, "workers", 2, "catalog entries (name:version) built at once; the architectures of each are downloaded in parallel")
 	opts.Remote.ApplyFlags(fs)
 	opts.Output.ApplyFlags(fs)
@@ -247,7 +255,7 @@ func (o *buildOptions) imageOptions() (containerdisk.Options, error) {
 	if err != nil {
 		return containerdisk.Options{}, err
 	}
-	created, err := parseCreated(o.created)
+	created, err := option.ParseCreated(o.created)
 	if err != nil {
 		return containerdisk.Options{}, err
 	}
@@ -301,23 +309,6 @@ func unwrapPathError(err error) error {
 		return pe.Err
 	}
 	return err
-}
-
-func parseCreated(s string) (time.Time, error) {
-	if s == "" {
-		s = os.Getenv("SOURCE_DATE_EPOCH")
-		if s == "" {
-			return time.Time{}, nil
-		}
-	}
-	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return time.Unix(secs, 0).UTC(), nil
-	}
-	t, err := time.Parse(time.RFC3339, s)
-	if err != nil {
-		return time.Time{}, cli.Usagef("creation time %q: expected RFC 3339 (2024-05-01T12:00:00Z) or Unix seconds", s)
-	}
-	return t, nil
 }
 
 func parseKeyValues(flag string, kvs []string) (map[string]string, error) {

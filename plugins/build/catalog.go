@@ -3,8 +3,11 @@ package build
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/publish"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
@@ -48,6 +51,9 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 		if len(rels) == 0 {
 			return cli.Usagef("no disk given and no releases on stdin: expected --disk ARCH=FILE (e.g. --disk amd64=fedora.qcow2), --focus NAME:VERSION, or the JSON lines of 'kubectl containerdisk gather' on stdin")
 		}
+	}
+	if opts.keepArch != nil {
+		rels = slices.DeleteFunc(rels, func(r catalog.Release) bool { return !opts.keepArch[r.Arch] })
 	}
 	imageOpts, err := opts.imageOptions()
 	if err != nil {
@@ -98,6 +104,28 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 	}
 	if len(outcomes) == 0 {
 		status.Printf("nothing to build: no release was selected")
+	}
+	return nil
+}
+
+// parseArches reads --arch, before anything is read from upstream: the
+// architectures of catalog releases to keep.
+func (o *buildOptions) parseArches() error {
+	if len(o.arches) == 0 {
+		return nil
+	}
+	if len(o.disks) > 0 {
+		return cli.Usagef("--arch with --disk: --arch selects catalog releases; a --disk names its architecture itself, as ARCH=FILE")
+	}
+	o.keepArch = map[string]bool{}
+	for _, a := range o.arches {
+		for _, a := range strings.Split(a, ",") {
+			norm, err := containerdisk.NormalizeArch(strings.TrimSpace(a))
+			if err != nil {
+				return cli.Usagef("--arch: %w", err)
+			}
+			o.keepArch[norm] = true
+		}
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ var Subcommands = []Subcommand{
 	{"gather", "Find the latest upstream release of each curated distribution", ""},
 	{"build", "Package disk files into a containerdisk image", ""},
 	{"push", "Publish built containerdisks to a registry", ""},
+	{"pipeline", "Build the catalog as Kubernetes Jobs, one per architecture, and publish the indexes", ""},
 	{"verify", "Boot containerdisks as KubeVirt VMs and prove they work", ""},
 	{"promote", "Copy the containerdisks that passed verification to their destination", "verify"},
 	{"mirror", "Keep selected containerdisks in sync between registries", ""},

@@ -17,7 +17,7 @@ import (
 
 // siblings are the subcommands whose binaries write their own pages: the
 // docs binary does not link their code.
-var siblings = []string{"gather", "build", "push", "verify", "mirror"}
+var siblings = []string{"gather", "build", "push", "pipeline", "verify", "mirror"}
 
 type cliOptions struct {
 	dir string

@@ -16,6 +16,7 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/plugins/gather"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/mirror"
+	"github.com/containerdisk/kubectl-containerdisk/plugins/pipeline"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/push"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/verify"
 )
@@ -25,7 +26,7 @@ const subcommandEnv = "DOCS_TEST_SUBCOMMAND"
 
 var commands = map[string]func(cli.Streams) *cobra.Command{
 	"gather": gather.NewCommand, "build": build.NewCommand, "push": push.NewCommand,
-	"verify": verify.NewCommand, "mirror": mirror.NewCommand, "docs": docs.NewCommand,
+	"pipeline": pipeline.NewCommand, "verify": verify.NewCommand, "mirror": mirror.NewCommand, "docs": docs.NewCommand,
 }
 
 func TestMain(m *testing.M) {
@@ -51,7 +52,7 @@ func askBinary(t *testing.T) func(string) ([]byte, error) {
 func TestSuiteReference(t *testing.T) {
 	discard := cli.Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}
 	root := cli.SuiteRoot()
-	for _, name := range []string{"gather", "build", "push", "verify", "mirror", "docs"} {
+	for _, name := range []string{"gather", "build", "push", "pipeline", "verify", "mirror", "docs"} {
 		root.AddCommand(commands[name](discard))
 	}
 	want := cli.Reference(root)

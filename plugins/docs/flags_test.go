@@ -19,7 +19,7 @@ import (
 func suiteTree() *cobra.Command {
 	discard := cli.Streams{In: strings.NewReader(""), Out: &bytes.Buffer{}, ErrOut: &bytes.Buffer{}}
 	root := cli.SuiteRoot()
-	for _, name := range []string{"gather", "build", "push", "verify", "mirror", "docs"} {
+	for _, name := range []string{"gather", "build", "push", "pipeline", "verify", "mirror", "docs"} {
 		root.AddCommand(commands[name](discard))
 	}
 	return root

@@ -44,6 +44,7 @@ var outputs = map[string]outputSpec{
 	"push":           {[]string{OutputText, OutputJSON}, "text is a reference and digest per line, json JSON lines for verify"},
 	"verify":         {[]string{OutputText, OutputJSON, OutputYAML}, "text is a line per image and architecture, json JSON lines for promote"},
 	"promote":        {[]string{OutputText, OutputJSON}, "text is a reference and digest per line, json JSON lines"},
+	"pipeline":       {[]string{OutputText, OutputJSON}, "text is a reference and digest per line, json JSON lines for verify"},
 	"mirror":         {[]string{OutputText, OutputJSON}, "text is a reference and digest per line, json JSON lines"},
 	"mirror import":  {[]string{OutputText, OutputJSON}, "text is a reference and digest per line, json JSON lines"},
 	"mirror preload": {[]string{OutputText, OutputJSON}, "text is a reference and digest per line, json JSON lines"},
