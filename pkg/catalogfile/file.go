@@ -37,6 +37,9 @@ import (
 //	  tags: ["{{.Version}}-cirros"]
 //	  metadata: {description: CirrOS, defaultUser: cirros}
 //	  docs: true    # false leaves it out of the generated documentation
+//	  customize:    # applied to the download before the build (customize.Spec)
+//	    commands: ["write /etc/motd:hello", "run-command apt-get clean"]
+//	    sysprep: {enabled: true}
 type File struct {
 	Policies map[string]catalog.Policy `yaml:"policies" want:"a mapping of distribution names to policies"`
 	Entries  []FileEntry               `yaml:"entries" want:"a list of entries"`
