@@ -96,7 +96,7 @@ fi
 pin=$(apt-cache "${apt_opts[@]}" show --no-all-versions busybox-static 2>/dev/null |
 	awk '/^Package: /{p=$2} /^Version: /{print p "=" $2}')
 [ -n "$pin" ] || die "no candidate of busybox-static for $arch: run apt-get update first"
-e2fs=$(mkfs.ext4 -V 2>&1 | head -1)
+e2fs=$(mkfs.ext4 -V 2>&1 | sed -n 1p)
 
 key=$({
 	echo "$arch"

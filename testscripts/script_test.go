@@ -57,6 +57,7 @@ func TestMain(m *testing.M) {
 
 func TestScripts(t *testing.T) {
 	bootdisk := bootDisk(t)
+	guestdisk := guestDisk(t, "amd64")
 	testscript.Run(t, testscript.Params{
 		Dir:                 ".",
 		RequireExplicitExec: true,
@@ -78,6 +79,15 @@ func TestScripts(t *testing.T) {
 			env.Setenv("SOURCE_DATE_EPOCH", "1714564800")
 			// A small real bootable disk, for verify --local.
 			env.Setenv("BOOTDISK", bootdisk)
+			// A small guest disk that libguestfs inspects, for customize.
+			env.Setenv("GUESTDISK", guestdisk)
+			// How the libguestfs appliance starts on this machine (TCG
+			// where KVM aborts), and its kernel when it is not in /boot.
+			for _, v := range os.Environ() {
+				if k, val, _ := strings.Cut(v, "="); strings.HasPrefix(k, "LIBGUESTFS_") || strings.HasPrefix(k, "SUPERMIN_") {
+					env.Setenv(k, val)
+				}
+			}
 			return nil
 		},
 	})
@@ -98,6 +108,16 @@ func bootDisk(t *testing.T) string {
 		t.Fatalf("hack/bootdisk.sh amd64 (the boot disk of the verify --local scripts): %v\n%s", err, stderr.Bytes())
 	}
 	return strings.TrimSpace(string(out))
+}
+
+// guestDisk returns the guest disk of arch (testdisk.GuestDisk).
+func guestDisk(t *testing.T, arch string) string {
+	t.Helper()
+	p, err := testdisk.GuestDisk(arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // peerPath is the PATH list of the peer tools' directories, built once

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/customize"
 )
 
 // Fetcher reads upstream metadata files (release lists, checksum files,
@@ -88,8 +89,24 @@ type Release struct {
 	Latest bool `json:"latest,omitempty"`
 	// Metadata describes the image.
 	Metadata Metadata `json:"metadata"`
+	// Customize, when set, is applied to the downloaded disk before it is
+	// built (a catalog file's customize: block); CustomizeDir is the
+	// directory its relative host paths (copy-in…) are read from. Neither
+	// travels in gather's records: a spec can read host files, so only a
+	// catalog file the user names gives one.
+	Customize    *customize.Spec `json:"-"`
+	CustomizeDir string          `json:"-"`
 	// Err is why this release cannot be built, e.g. a missing checksum.
 	Err error `json:"-"`
+}
+
+// CustomizeDigest is the digest of Customize, which the image records; ""
+// for a release that is not customized.
+func (r Release) CustomizeDigest() string {
+	if r.Customize == nil {
+		return ""
+	}
+	return r.Customize.Digest()
 }
 
 // Key is "name:version", the unit that is built and pushed.

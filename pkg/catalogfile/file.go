@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"maps"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/customize"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/internal/yamlpos"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/readlimit"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/upstream"
@@ -35,6 +37,9 @@ import (
 //	  tags: ["{{.Version}}-cirros"]
 //	  metadata: {description: CirrOS, defaultUser: cirros}
 //	  docs: true    # false leaves it out of the generated documentation
+//	  customize:    # applied to the download before the build (customize.Spec)
+//	    commands: ["write /etc/motd:hello", "run-command apt-get clean"]
+//	    sysprep: {enabled: true}
 type File struct {
 	Policies map[string]catalog.Policy `yaml:"policies" want:"a mapping of distribution names to policies"`
 	Entries  []FileEntry               `yaml:"entries" want:"a list of entries"`
@@ -70,6 +75,10 @@ type FileEntry struct {
 	// Docs defaults to true; false leaves the entry out of docs generate
 	// and docs publish.
 	Docs *bool `yaml:"docs"`
+	// Customize is applied to the downloaded disk before it is built;
+	// relative host paths in its commands are read from the catalog
+	// file's directory.
+	Customize *customize.Spec `yaml:"customize"`
 
 	line int
 }
@@ -134,6 +143,9 @@ func ParseFile(name string, data []byte) (*File, error) {
 		at := yamlpos.Index("entries", i)
 		if err := e.validate(); err != nil {
 			return nil, fail(yamlpos.Join(at, cmp.Or(err.at, err.key)), "entries["+e.Name+"]."+err.key, err.msg)
+		}
+		if err := validateCustomize(d, at, e); err != nil {
+			return nil, fmt.Errorf("catalog %w", err)
 		}
 		if slices.ContainsFunc(f.Entries[:i], func(o FileEntry) bool { return o.Name == e.Name }) {
 			return nil, fail(at, "entries["+e.Name+"].name", "the name is used by an earlier entry")
@@ -217,6 +229,29 @@ func (e *FileEntry) validate() *entryError {
 	return nil
 }
 
+// validateCustomize checks the entry's customize block, which is at path
+// at, and returns its first problem at the line of the field at fault.
+func validateCustomize(d *yamlpos.Decoder, at string, e *FileEntry) error {
+	if e.Customize == nil {
+		return nil
+	}
+	err := e.Customize.Validate()
+	if err == nil {
+		return nil
+	}
+	// Validate joins one *FieldError per problem.
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	var fe *customize.FieldError
+	if !errors.As(errs[0], &fe) {
+		return &yamlpos.Error{File: d.File, Line: d.Line(yamlpos.Join(at, "customize")), Key: "entries[" + e.Name + "].customize", Msg: err.Error(), Err: err}
+	}
+	path := yamlpos.Join(yamlpos.Join(at, "customize"), fe.Field)
+	return &yamlpos.Error{File: d.File, Line: d.Line(path), Key: "entries[" + e.Name + "].customize." + fe.Field, Msg: fe.Msg, Err: fe}
+}
+
 var tagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
 
 // Distros returns the file's entries as distributions.
@@ -271,6 +306,10 @@ func (d *fileDistro) release(ctx context.Context, env catalog.Env, version, arch
 	stable := e.Stable == nil || *e.Stable
 	r := catalog.Release{Name: e.Name, Version: version, Arch: arch, Stable: stable, Metadata: e.Metadata}
 	r.Metadata.NoDocs = e.Docs != nil && !*e.Docs
+	if e.Customize != nil {
+		r.Customize = e.Customize
+		r.CustomizeDir = filepath.Dir(d.file)
+	}
 	if r.Metadata.Instancetype == "" {
 		r.Metadata.Instancetype = "u1.medium"
 	}

@@ -93,7 +93,7 @@ func TestParseFileErrors(t *testing.T) {
 	}{
 		{"entries: {}", "my.yaml:1: entries: expected a list of entries, got a mapping"},
 		{"entrys: []", "my.yaml:1: entrys: unknown key"},
-		{"entries:\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n  checksum: {value: sha256:ab}\n  colour: red\n", "my.yaml:7: entries[0].colour: unknown key: expected name, base, versions, arches, url, urls, checksum, compression, build, tags, stable, metadata or docs"},
+		{"entries:\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n  checksum: {value: sha256:ab}\n  colour: red\n", "my.yaml:7: entries[0].colour: unknown key: expected name, base, versions, arches, url, urls, checksum, compression, build, tags, stable, metadata, docs or customize"},
 		{"entries:\n- name: Bad Name\n", "my.yaml:2: entries[Bad Name].name"},
 		{"entries:\n- name: x\n  versions: [1]\n  arches: [sparc]\n  url: u\n", "my.yaml:4: entries[x].arches"},
 		{"entries:\n- name: x\n  versions: [1]\n  arches: [amd64]\n  url: u\n", "my.yaml:2: entries[x].checksum: expected exactly one of value, values or file"},

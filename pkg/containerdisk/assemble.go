@@ -45,7 +45,9 @@ func ReadImage(ctx context.Context, src content.Fetcher, manifest ocispec.Descri
 		Layer:    m.Layers[0],
 		DiffID:   cfg.RootFS.DiffIDs[0],
 		Checksum: sum,
-		Created:  cfg.Created.UTC(),
+		// A customized disk's index entry records its spec digest too.
+		Customize: cfg.Config.Labels[LabelCustomize],
+		Created:   cfg.Created.UTC(),
 	}
 	if len(cfg.History) > 0 {
 		img.Disk.Format = disk.Format(strings.TrimPrefix(cfg.History[0].Comment, "disk/"))

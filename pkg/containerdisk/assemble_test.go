@@ -21,7 +21,10 @@ func TestAssembleIndexIsBuildsIndex(t *testing.T) {
 	sum := containerdisk.Checksum{Algorithm: "sha256", Hex: strings.Repeat("a", 64)}
 	for _, format := range []containerdisk.Format{containerdisk.FormatOCI, containerdisk.FormatDocker} {
 		opts := containerdisk.Options{Format: format, Created: created, Version: "1.0", Source: "https://example.com/amd64.qcow2"}
-		both := []containerdisk.Disk{{Architecture: "amd64", Path: amd64, Checksum: sum, Verified: true}, {Architecture: "arm64", Path: arm64}}
+		// amd64 is customized: its spec digest is in its config and index
+		// entry, and must be read back into the assembled index.
+		spec := "sha256:" + strings.Repeat("c", 64)
+		both := []containerdisk.Disk{{Architecture: "amd64", Path: amd64, Checksum: sum, Verified: true, Customize: spec}, {Architecture: "arm64", Path: arm64}}
 		one, err := containerdisk.Build(ctx, layout(t), both, opts)
 		if err != nil {
 			t.Fatal(err)
@@ -46,7 +49,7 @@ func TestAssembleIndexIsBuildsIndex(t *testing.T) {
 		if got.Root.Digest != one.Root.Digest || got.Root.MediaType != one.Root.MediaType {
 			t.Errorf("%s: assembled %s %s, one build made %s %s", format, got.Root.MediaType, got.Root.Digest, one.Root.MediaType, one.Root.Digest)
 		}
-		if images[1].Checksum != sum || images[0].Disk.Format != "raw" || images[1].Disk.Format != "qcow2" {
+		if images[1].Checksum != sum || images[1].Customize != spec || images[0].Customize != "" || images[0].Disk.Format != "raw" || images[1].Disk.Format != "qcow2" {
 			t.Errorf("%s: read back %+v", format, images)
 		}
 	}

@@ -45,6 +45,10 @@ type Disk struct {
 	// checksum is of the compressed file): it is recorded in the image as
 	// given, and the file is not hashed again.
 	Verified bool
+	// Customize, when set, is the digest of the customization that made
+	// Path from the upstream disk of Checksum, recorded as LabelCustomize
+	// (and beside the manifest in an index).
+	Customize string
 }
 
 // Options configures a build.
@@ -82,7 +86,9 @@ type Image struct {
 	Layer    ocispec.Descriptor
 	DiffID   digest.Digest
 	Checksum Checksum
-	Disk     disk.Info
+	// Customize is Disk.Customize.
+	Customize string
+	Disk      disk.Info
 	// Created is the creation time in the config.
 	Created time.Time
 }
@@ -332,11 +338,12 @@ func pushImage(ctx context.Context, dst Storage, d Disk, info disk.Info, l *laye
 		opts.Preference = d.Preference
 	}
 	img := Image{
-		Platform: platform(d.Architecture),
-		DiffID:   l.diffID,
-		Checksum: l.checksum,
-		Disk:     info,
-		Created:  opts.Created,
+		Platform:  platform(d.Architecture),
+		DiffID:    l.diffID,
+		Checksum:  l.checksum,
+		Customize: d.Customize,
+		Disk:      info,
+		Created:   opts.Created,
 		Layer: ocispec.Descriptor{
 			MediaType: layerMediaType(opts.Format, opts.Compression),
 			Digest:    l.digest,
@@ -395,6 +402,9 @@ func pushIndex(ctx context.Context, dst Storage, images []Image, opts Options) (
 			// The checksum beside each manifest lets a publisher tell
 			// from the index alone whether upstream changed.
 			desc.Annotations = map[string]string{LabelChecksum: img.Checksum.String()}
+			if img.Customize != "" {
+				desc.Annotations[LabelCustomize] = img.Customize
+			}
 		}
 		idx.Manifests = append(idx.Manifests, desc)
 	}
@@ -433,6 +443,9 @@ func imageConfig(img Image, opts Options) ocispec.Image {
 	labels := map[string]string{
 		LabelShasum:   img.Checksum.Hex,
 		LabelChecksum: img.Checksum.String(),
+	}
+	if img.Customize != "" {
+		labels[LabelCustomize] = img.Customize
 	}
 	for k, v := range annotations(opts) {
 		labels[k] = v

@@ -28,6 +28,10 @@ const (
 	// LabelChecksum carries the upstream checksum with its algorithm
 	// ("sha256:…", "sha512:…"), which LabelShasum leaves out.
 	LabelChecksum = "io.containerdisk.checksum"
+	// LabelCustomize carries the digest of the customization applied to
+	// the upstream disk (customize.Spec.Digest), on customized images
+	// only: with LabelChecksum it says what the disk was made from.
+	LabelCustomize = "io.containerdisk.customize.digest"
 	// EnvInstancetype names the default KubeVirt instancetype.
 	EnvInstancetype = "INSTANCETYPE_KUBEVIRT_IO_DEFAULT_INSTANCETYPE"
 	// EnvPreference names the default KubeVirt preference.

@@ -90,6 +90,20 @@ func (e *ArchError) Error() string {
 		strings.Join(e.Operations, ", "), e.DiskArch, libguestfsArch[e.DiskArch], e.HostArch, e.DiskArch)
 }
 
+// CheckArch reports whether this host can apply the spec to a disk of
+// architecture arch: an *ArchError when the spec runs guest programs and
+// arch is not the host's. It starts nothing, so a caller can refuse a disk
+// before downloading it.
+func (s Spec) CheckArch(arch string) error {
+	if _, ok := libguestfsArch[arch]; !ok {
+		return &inputerr.Error{What: "disk architecture", Input: arch, Expected: "amd64, arm64, s390x, ppc64le or riscv64"}
+	}
+	if ops := s.GuestExec(); len(ops) > 0 && arch != runtime.GOARCH {
+		return &ArchError{Operations: ops, DiskArch: arch, HostArch: runtime.GOARCH}
+	}
+	return nil
+}
+
 // ToolError reports a tool that failed or timed out.
 type ToolError struct {
 	// Tool is the program, e.g. "virt-customize".
@@ -149,11 +163,8 @@ func Run(ctx context.Context, req Request) (Result, error) {
 	if err := req.Spec.Validate(); err != nil {
 		return res, fmt.Errorf("customize spec: %w", err)
 	}
-	if _, ok := libguestfsArch[req.Arch]; !ok {
-		return res, &inputerr.Error{What: "disk architecture", Input: req.Arch, Expected: "amd64, arm64, s390x, ppc64le or riscv64"}
-	}
-	if ops := req.Spec.GuestExec(); len(ops) > 0 && req.Arch != runtime.GOARCH {
-		return res, &ArchError{Operations: ops, DiskArch: req.Arch, HostArch: runtime.GOARCH}
+	if err := req.Spec.CheckArch(req.Arch); err != nil {
+		return res, err
 	}
 	info, err := disk.Inspect(req.Base)
 	if err != nil {

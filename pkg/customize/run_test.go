@@ -11,12 +11,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/containerdisk/kubectl-containerdisk/internal/testdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
 )
 
@@ -28,44 +28,14 @@ import (
 // On machines where /dev/kvm opens but QEMU aborts under KVM, run them with
 // LIBGUESTFS_BACKEND_SETTINGS=force_tcg (make test-go sets it).
 
-// guestDisk returns the test guest disk of arch: $CONTAINERDISK_GUESTDISK
-// (amd64) or $CONTAINERDISK_GUESTDISK_ARM64, else the newest one in
-// hack/guestdisk.sh's cache.
+// guestDisk returns the test guest disk of arch (testdisk.GuestDisk).
 func guestDisk(t *testing.T, arch string) string {
 	t.Helper()
-	env := "CONTAINERDISK_GUESTDISK"
-	if arch != "amd64" {
-		env += "_" + strings.ToUpper(arch)
-	}
-	if p := os.Getenv(env); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("$%s: %v; build the disk with hack/guestdisk.sh %s", env, err, arch)
-		}
-		return p
-	}
-	cache := os.Getenv("GUESTDISK_CACHE")
-	if cache == "" {
-		base := os.Getenv("XDG_CACHE_HOME")
-		if base == "" {
-			home, _ := os.UserHomeDir()
-			base = filepath.Join(home, ".cache")
-		}
-		cache = filepath.Join(base, "kubectl-containerdisk", "guestdisk")
-	}
-	matches, _ := filepath.Glob(filepath.Join(cache, "*", "disk-"+arch+".qcow2"))
-	sort.Slice(matches, func(i, j int) bool { return modTime(matches[i]).After(modTime(matches[j])) })
-	if len(matches) == 0 {
-		t.Fatalf("no %s guest disk in %s: build it with `hack/guestdisk.sh %s` (or point $%s at one)", arch, cache, arch, env)
-	}
-	return matches[0]
-}
-
-func modTime(p string) time.Time {
-	fi, err := os.Stat(p)
+	p, err := testdisk.GuestDisk(arch)
 	if err != nil {
-		return time.Time{}
+		t.Fatal(err)
 	}
-	return fi.ModTime()
+	return p
 }
 
 // testPackage is the package hack/guestdisk.sh puts next to the disk.

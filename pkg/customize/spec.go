@@ -29,8 +29,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-
-	"github.com/containerdisk/kubectl-containerdisk/pkg/inputerr"
 )
 
 // Spec is a customization of a disk, as written under `customize:` in a
@@ -91,13 +89,15 @@ var sizeRE = regexp.MustCompile(`^(\+?)([0-9]+)([KkMGT]?)$`)
 // Validate checks the spec without running anything. Every problem is
 // reported, each naming its field and index (`commands[2]: unknown
 // virt-customize command "frobnicate"`); the errors are input errors
-// (inputerr.Is).
+// (inputerr.Is), each a *FieldError.
 func (s Spec) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, inputerr.Errorf(format, args...)) }
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
 	for i, p := range s.Packages {
 		if !packageName.MatchString(p) {
-			bad("packages[%d]: %q is not a package name: expected letters, digits and + . _ : ~ = - only", i, p)
+			bad(fmt.Sprintf("packages[%d]", i), "%q is not a package name: expected letters, digits and + . _ : ~ = - only", p)
 		}
 	}
 	if (len(s.Packages) > 0 || s.Update) && !s.Network {
@@ -105,7 +105,7 @@ func (s Spec) Validate() error {
 		if len(s.Packages) == 0 {
 			what = "update"
 		}
-		bad("%s: the package manager downloads packages, which needs network: true", what)
+		bad(what, "the package manager downloads packages, which needs network: true")
 	}
 	errs = append(errs, checkCommands("commands", s.Commands)...)
 	errs = append(errs, checkCommands("postCommands", s.PostCommands)...)
@@ -113,16 +113,36 @@ func (s Spec) Validate() error {
 		for i, op := range s.Sysprep.Operations {
 			_, known := sysprepOperations[strings.TrimPrefix(op, "-")]
 			if !known && !sysprepSpecial[op] {
-				bad("sysprep.operations[%d]: unknown operation %q: expected one of `virt-sysprep --list-operations`, \"defaults\", \"all\", or -NAME to remove one", i, op)
+				bad(fmt.Sprintf("sysprep.operations[%d]", i), "unknown operation %q: expected one of `virt-sysprep --list-operations`, \"defaults\", \"all\", or -NAME to remove one", op)
 			}
 		}
 	}
 	if s.Resize != "" {
 		if _, _, err := parseSize(s.Resize); err != nil {
-			bad("resize: %v", err)
+			bad("resize", "%v", err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// FieldError is a problem with one field of a spec, which Validate
+// returns (joined) so that a caller reading the spec from a file can report
+// each at the line of its field.
+type FieldError struct {
+	// Field is the field's path in the spec: "commands[2]",
+	// "sysprep.operations[1]", "resize".
+	Field string
+	// Msg says what is wrong and what was expected.
+	Msg string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// InputError reports that the spec, which the user wrote, is at fault.
+func (e *FieldError) InputError() bool { return true }
+
+func fieldErrorf(field string, i int, format string, args ...any) error {
+	return &FieldError{Field: fmt.Sprintf("%s[%d]", field, i), Msg: fmt.Sprintf(format, args...)}
 }
 
 // checkCommands validates virt-customize lines of the field named field.
@@ -142,13 +162,13 @@ func checkCommands(field string, lines []string) []error {
 		takesArg, known := commandArgs[strings.TrimPrefix(verb, "--")]
 		switch {
 		case !known:
-			errs = append(errs, inputerr.Errorf("%s[%d]: unknown virt-customize command %q: expected one of the customization options of virt-customize(1) without \"--\", e.g. \"run-command CMD\" or \"write FILE:CONTENT\"", field, i, verb))
+			errs = append(errs, fieldErrorf(field, i, "unknown virt-customize command %q: expected one of the customization options of virt-customize(1) without \"--\", e.g. \"run-command CMD\" or \"write FILE:CONTENT\"", verb))
 		case refusedCommands[strings.TrimPrefix(verb, "--")] != "":
-			errs = append(errs, inputerr.Errorf("%s[%d]: %s is not allowed here: %s", field, i, verb, refusedCommands[strings.TrimPrefix(verb, "--")]))
+			errs = append(errs, fieldErrorf(field, i, "%s is not allowed here: %s", verb, refusedCommands[strings.TrimPrefix(verb, "--")]))
 		case takesArg && (!hasArg || strings.TrimSpace(arg) == "" && !continued):
-			errs = append(errs, inputerr.Errorf("%s[%d]: %s needs an argument, as in %q", field, i, verb, verb+" ARG"))
+			errs = append(errs, fieldErrorf(field, i, "%s needs an argument, as in %q", verb, verb+" ARG"))
 		case !takesArg && hasArg && strings.TrimSpace(arg) != "":
-			errs = append(errs, inputerr.Errorf("%s[%d]: %s takes no argument, got %q", field, i, verb, arg))
+			errs = append(errs, fieldErrorf(field, i, "%s takes no argument, got %q", verb, arg))
 		}
 	}
 	return errs

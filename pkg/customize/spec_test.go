@@ -3,6 +3,7 @@ package customize
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"os/exec"
 	"slices"
 	"sort"
@@ -88,6 +89,14 @@ func TestValidate(t *testing.T) {
 			for i, w := range tc.want {
 				if !strings.Contains(got[i], w) {
 					t.Errorf("error %d: %q does not contain %q", i, got[i], w)
+				}
+			}
+			// Each error names its field apart from its message, for a
+			// reader of the spec's file to find its line.
+			for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+				var fe *FieldError
+				if !errors.As(e, &fe) || fe.Field == "" || e.Error() != fe.Field+": "+fe.Msg {
+					t.Errorf("error %q is not a *FieldError with its field", e)
 				}
 			}
 		})

@@ -43,6 +43,12 @@ type Builder struct {
 	// Progress, when set, returns a writer that is given each release's
 	// bytes as they are downloaded.
 	Progress func(r catalog.Release, total int64) io.Writer
+	// CustomizeTimeout bounds each libguestfs tool call of a customized
+	// release; customize.DefaultTimeout when zero.
+	CustomizeTimeout time.Duration
+	// Log, when set, receives the steps of customizing a release and the
+	// tools' output, one line per call.
+	Log func(r catalog.Release, line string)
 }
 
 // Download fetches every release of g in parallel into the cache and returns
@@ -50,6 +56,15 @@ type Builder struct {
 func (b *Builder) Download(ctx context.Context, g catalog.Group) ([]containerdisk.Disk, []upstream.Downloaded, error) {
 	if err := g.Err(); err != nil {
 		return nil, nil, err
+	}
+	// A spec this host cannot apply fails the group before anything is
+	// downloaded.
+	for _, r := range g.Releases {
+		if r.Customize != nil {
+			if err := r.Customize.CheckArch(r.Arch); err != nil {
+				return nil, nil, fmt.Errorf("%s %s: customize: %w", r.Key(), r.Arch, err)
+			}
+		}
 	}
 	disks := make([]containerdisk.Disk, len(g.Releases))
 	results := make([]upstream.Downloaded, len(g.Releases))
@@ -69,10 +84,19 @@ func (b *Builder) Download(ctx context.Context, g catalog.Group) ([]containerdis
 				return
 			}
 			results[i] = res
+			path, name := res.Path, DiskName(r)
+			if r.Customize != nil {
+				if path, err = b.customize(ctx, r, res.Path); err != nil {
+					errs[i] = fmt.Errorf("%s %s: %w", r.Key(), r.Arch, err)
+					return
+				}
+				name = customizedName(name)
+			}
 			disks[i] = containerdisk.Disk{
 				Architecture: r.Arch,
-				Path:         res.Path,
-				Name:         DiskName(r),
+				Path:         path,
+				Name:         name,
+				Customize:    r.CustomizeDigest(),
 				Checksum:     r.Checksum,
 				Verified:     true,
 				Source:       r.URL,
@@ -235,13 +259,16 @@ type Published struct {
 	// Checksums are the upstream checksums recorded in each
 	// architecture's config.
 	Checksums map[string]containerdisk.Checksum
+	// Customize are the customization digests recorded in each
+	// architecture's config, for the customized ones.
+	Customize map[string]string
 }
 
 // ReadPublished reads the checksums recorded in the image tagged tag in
 // target, fetching only the index, the manifests and the configs: small
 // objects, never a layer. A missing tag is not an error: Root is zero.
 func ReadPublished(ctx context.Context, target oras.ReadOnlyTarget, tag string) (Published, error) {
-	p := Published{Checksums: map[string]containerdisk.Checksum{}}
+	p := Published{Checksums: map[string]containerdisk.Checksum{}, Customize: map[string]string{}}
 	root, data, err := fetchRoot(ctx, target, tag)
 	if errors.Is(err, errdef.ErrNotFound) {
 		return p, nil
@@ -258,7 +285,7 @@ func ReadPublished(ctx context.Context, target oras.ReadOnlyTarget, tag string) 
 			return p, fmt.Errorf("decoding %s: %w", root.Digest, err)
 		}
 		manifests = idx.Manifests
-		if fromIndex(idx, p.Checksums) {
+		if fromIndex(idx, p.Checksums, p.Customize) {
 			return p, nil
 		}
 	default:
@@ -288,6 +315,9 @@ func ReadPublished(ctx context.Context, target oras.ReadOnlyTarget, tag string) 
 			c := recordedChecksum(cfg.Config.Labels)
 			mu.Lock()
 			p.Checksums[arch] = c
+			if d := cfg.Config.Labels[containerdisk.LabelCustomize]; d != "" {
+				p.Customize[arch] = d
+			}
 			mu.Unlock()
 		}()
 	}
@@ -324,17 +354,24 @@ func fetchRoot(ctx context.Context, target oras.ReadOnlyTarget, tag string) (oci
 // fromIndex fills sums from the checksums the index records beside each
 // manifest, and reports whether every manifest had one; images written
 // before that, or by other tools, need their configs read.
-func fromIndex(idx ocispec.Index, sums map[string]containerdisk.Checksum) bool {
+func fromIndex(idx ocispec.Index, sums map[string]containerdisk.Checksum, custom map[string]string) bool {
 	found := map[string]containerdisk.Checksum{}
+	foundCustom := map[string]string{}
 	for _, m := range idx.Manifests {
 		c, err := containerdisk.ParseChecksum(m.Annotations[containerdisk.LabelChecksum])
 		if err != nil || m.Platform == nil || m.Platform.Architecture == "" {
 			return false
 		}
 		found[m.Platform.Architecture] = c
+		if d := m.Annotations[containerdisk.LabelCustomize]; d != "" {
+			foundCustom[m.Platform.Architecture] = d
+		}
 	}
 	for a, c := range found {
 		sums[a] = c
+	}
+	for a, d := range foundCustom {
+		custom[a] = d
 	}
 	return len(found) > 0
 }
@@ -356,13 +393,14 @@ func recordedChecksum(labels map[string]string) containerdisk.Checksum {
 }
 
 // UpToDate reports whether the published image has exactly the group's
-// architectures with the group's checksums.
+// architectures with the group's checksums and customizations: a changed
+// spec is a change as much as a new upstream disk.
 func (p Published) UpToDate(g catalog.Group) bool {
 	if p.Root.Digest == "" || len(p.Checksums) != len(g.Releases) {
 		return false
 	}
 	for _, r := range g.Releases {
-		if c, ok := p.Checksums[r.Arch]; !ok || c != r.Checksum {
+		if c, ok := p.Checksums[r.Arch]; !ok || c != r.Checksum || p.Customize[r.Arch] != r.CustomizeDigest() {
 			return false
 		}
 	}
@@ -383,6 +421,8 @@ func (p Published) Diff(g catalog.Group) string {
 			parts = append(parts, r.Arch+" new")
 		case c != r.Checksum:
 			parts = append(parts, fmt.Sprintf("%s %s -> %s", r.Arch, short(c), short(r.Checksum)))
+		case p.Customize[r.Arch] != r.CustomizeDigest():
+			parts = append(parts, fmt.Sprintf("%s customize %s -> %s", r.Arch, shortDigest(p.Customize[r.Arch]), shortDigest(r.CustomizeDigest())))
 		}
 	}
 	for arch := range p.Checksums {
@@ -392,6 +432,16 @@ func (p Published) Diff(g catalog.Group) string {
 	}
 	slices.Sort(parts)
 	return strings.Join(parts, ", ")
+}
+
+func shortDigest(d string) string {
+	if d == "" {
+		return "none"
+	}
+	if len(d) > len("sha256:")+12 {
+		d = d[:len("sha256:")+12]
+	}
+	return d
 }
 
 func short(c containerdisk.Checksum) string {

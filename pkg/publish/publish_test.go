@@ -16,6 +16,7 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/internal/testdisk"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/customize"
 )
 
 func sum(c byte) containerdisk.Checksum {
@@ -166,6 +167,59 @@ func TestPolicy(t *testing.T) {
 		}
 		if got := tt.p.UniqueTags(); !slices.Equal(got, tt.unique) {
 			t.Errorf("%s: UniqueTags = %q, want %q", tt.name, got, tt.unique)
+		}
+	}
+}
+
+// The digest of a customization is recorded beside the checksum, and a
+// changed (or added, or removed) spec makes the release out of date, read
+// from the index's annotations (OCI) or the configs (Docker).
+func TestReadPublishedCustomize(t *testing.T) {
+	ctx := context.Background()
+	store, err := oci.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	spec := &customize.Spec{Commands: []string{"write /etc/motd:hello"}}
+	var disks []containerdisk.Disk
+	for i, arch := range []string{"amd64", "arm64"} {
+		p := filepath.Join(dir, arch+".qcow2")
+		if err := testdisk.WriteQCOW2(p, 1<<20, uint64(i), false); err != nil {
+			t.Fatal(err)
+		}
+		disks = append(disks, containerdisk.Disk{Architecture: arch, Path: p, Checksum: sum(byte('a' + i)), Verified: true, Customize: spec.Digest()})
+	}
+	for tag, format := range map[string]containerdisk.Format{"oci": containerdisk.FormatOCI, "docker": containerdisk.FormatDocker} {
+		res, err := containerdisk.Build(ctx, store, disks, containerdisk.Options{Format: format, Created: time.Unix(0, 0), TempDir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Tag(ctx, res.Root, tag); err != nil {
+			t.Fatal(err)
+		}
+		p, err := ReadPublished(ctx, store, tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := catalog.Group{Name: "web", Version: "1", Releases: []catalog.Release{
+			{Arch: "amd64", Checksum: sum('a'), Customize: spec}, {Arch: "arm64", Checksum: sum('b'), Customize: spec},
+		}}
+		if !p.UpToDate(g) {
+			t.Errorf("%s: %+v is not up to date with the same spec", tag, p)
+		}
+		changed := &customize.Spec{Commands: []string{"write /etc/motd:hello again"}}
+		g.Releases[1].Customize = changed
+		if p.UpToDate(g) {
+			t.Errorf("%s: a changed spec is up to date", tag)
+		}
+		want := "arm64 customize " + spec.Digest()[:19] + " -> " + changed.Digest()[:19]
+		if d := p.Diff(g); d != want {
+			t.Errorf("%s: Diff = %q, want %q", tag, d, want)
+		}
+		g.Releases[1].Customize = nil
+		if p.UpToDate(g) || !strings.Contains(p.Diff(g), "arm64 customize sha256:") || !strings.HasSuffix(p.Diff(g), "-> none") {
+			t.Errorf("%s: a removed spec: up to date %v, Diff %q", tag, p.UpToDate(g), p.Diff(g))
 		}
 	}
 }

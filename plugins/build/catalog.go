@@ -65,6 +65,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 			CacheDir: opts.cacheDir,
 			Options:  imageOpts,
 			Progress: option.DownloadProgress(status, streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet),
+			Log:      option.CustomizeLog(status),
 		},
 		Prefix:  prefix,
 		Remote:  opts.Remote.Options(),

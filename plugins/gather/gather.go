@@ -81,6 +81,16 @@ func runGather(ctx context.Context, streams cli.Streams, opts *gatherOptions) er
 	if err := Print(streams, opts.Format, rels); err != nil {
 		return err
 	}
+	// A spec can read host files (copy-in), so records, which anyone can
+	// pipe in, never carry one: say so rather than let a pipeline build
+	// the upstream disk as it is.
+	warned := map[string]bool{}
+	for _, r := range rels {
+		if r.Customize != nil && !warned[r.Key()] {
+			warned[r.Key()] = true
+			status.Warnf("%s is customized in its catalog file, which its records leave out: a build from them is not customized; use build --focus or push --focus", r.Key())
+		}
+	}
 	var failed []string
 	for _, r := range rels {
 		if r.Err != nil {

@@ -97,10 +97,14 @@ func runMeasured(file string, args []string) int {
 // its manifests. Each run is a new command, with its own upstream client,
 // as a scheduled job is. It fails when a run downloads a disk, reads any
 // blob (config or layer), makes other than one manifest GET per entry, or
-// takes more than 2 s.
+// takes more than 2 s. One entry, from a catalog file, is customized: its
+// image records the spec's digest beside the checksum, and a no-op run
+// neither downloads nor customizes it. Its first publish (untimed) runs
+// virt-customize on the guest disks of hack/guestdisk.sh.
 func BenchmarkCatalogNoop(b *testing.B) {
 	ctx := b.Context()
-	site, err := testupstream.New(b.TempDir())
+	siteDir := b.TempDir()
+	site, err := testupstream.New(siteDir)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -122,8 +126,10 @@ func BenchmarkCatalogNoop(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	catalogFile := publishGuest(b, siteDir)
 	reg := testregistry.New(b)
 	args := []string{
+		"--catalog", catalogFile,
 		"--focus", "*:*", "--dry-run=false", "--mirror", "*=" + siteURL,
 		"--to", reg.Host + "/containerdisks", "--cache-dir", b.TempDir(),
 		"--workers", "8", "-o", "json",
@@ -137,6 +143,9 @@ func BenchmarkCatalogNoop(b *testing.B) {
 			b.Fatalf("first publish: %s:%s was not pushed: %+v", r.Name, r.Version, r)
 		}
 		images += len(r.Images)
+	}
+	if !slices.ContainsFunc(recs, func(r pipeline.Record) bool { return r.Name == "guest" }) {
+		b.Fatal("first publish: the customized entry guest:1 is missing")
 	}
 	if _, disks := site.TotalRequests(); disks != images {
 		b.Fatalf("first publish: %d disk downloads for %d images, want one each", disks, images)
@@ -191,6 +200,53 @@ func BenchmarkCatalogNoop(b *testing.B) {
 	if perRun > 2*time.Second {
 		b.Fatalf("a no-op run of %d entries took %v, want at most 2s", entries, perRun)
 	}
+}
+
+// publishGuest puts the amd64 and arm64 guest disks of hack/guestdisk.sh
+// in the upstream site at guest/1/ with their SHA256SUMS, and returns a
+// catalog file whose entry "guest" writes a file into both: file
+// operations, which work on an arm64 disk on any host.
+func publishGuest(b *testing.B, siteDir string) string {
+	b.Helper()
+	dir := filepath.Join(siteDir, "guest", "1")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	var sums strings.Builder
+	for _, arch := range []string{"amd64", "arm64"} {
+		src, err := testdisk.GuestDisk(arch)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, err := os.ReadFile(src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		name := "guest-" + arch + ".qcow2"
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		sum := sha256.Sum256(data)
+		fmt.Fprintf(&sums, "%s  %s\n", hex.EncodeToString(sum[:]), name)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "SHA256SUMS"), []byte(sums.String()), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	file := filepath.Join(b.TempDir(), "guest.yaml")
+	err := os.WriteFile(file, []byte(`entries:
+- name: guest
+  versions: ["1"]
+  arches: [amd64, arm64]
+  url: "{{.Base}}/{{.Version}}/guest-{{.Arch}}.qcow2"
+  checksum: {file: "{{.Base}}/{{.Version}}/SHA256SUMS"}
+  customize:
+    commands:
+    - write /etc/motd:customized
+`), 0o644)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return file
 }
 
 // runCatalog runs push in-process with args, which include -o json, and

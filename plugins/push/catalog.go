@@ -76,6 +76,7 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *pushOptions) err
 			CacheDir: opts.cacheDir,
 			Options:  containerdisk.Options{Format: format, Compression: compression, TempDir: opts.tempDir},
 			Progress: option.DownloadProgress(status, streams.ErrOut, streams.ErrOutIsTerminal(), opts.Quiet),
+			Log:      option.CustomizeLog(status),
 		},
 		Prefix:  prefix,
 		Remote:  opts.Remote.Options(),

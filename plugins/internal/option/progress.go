@@ -38,3 +38,12 @@ func DownloadProgress(status *Status, w io.Writer, terminal, quiet bool) func(r 
 		return nil
 	}
 }
+
+// CustomizeLog reports the steps of customizing a catalog release, and the
+// libguestfs tools' own progress lines, as status lines: the tools report
+// steps, not bytes, so there is no bar to draw.
+func CustomizeLog(status *Status) func(r catalog.Release, line string) {
+	return func(r catalog.Release, line string) {
+		status.Printf("%s %s: %s", r.Key(), r.Arch, line)
+	}
+}
