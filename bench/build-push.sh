@@ -32,15 +32,12 @@ REPS=${REPS:-3}
 DISK_VIRTUAL_MIB=${DISK_VIRTUAL_MIB:-1365}
 ORAS_VERSION=v1.3.6
 STRACE_CHECK=${STRACE_CHECK:-1}
-CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-containerdisk-bench}
 
 # The script lives in bench/; everything runs from the repository root so
 # that it works from either directory.
 cd "$(dirname "$0")/.."
 root=$PWD
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "Error: $*"; exit 2; }
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
 

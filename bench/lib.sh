@@ -1,5 +1,12 @@
-# bench/lib.sh: shell functions the benchmark scripts share. Source it after
-# defining log().
+# bench/lib.sh: what the benchmark scripts share. Source it from the
+# repository root.
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "Error: $*"; exit 2; }
+
+# CACHE keeps what a run builds or downloads (disks, peer binaries) for the
+# next one.
+CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-containerdisk-bench}
 
 # Other processes competing for the CPUs make wall times meaningless:
 # measure how busy the CPUs are for a second and say so up front rather

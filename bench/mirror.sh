@@ -45,15 +45,12 @@ read -r -a ours_flags <<< "${OURS_FLAGS:-}"
 read -r -a contenders <<< "${CONTENDERS:-ours ours-skopeo-yaml skopeo regsync crane}"
 REGSYNC_VERSION=v0.11.7
 CRANE_VERSION=v0.22.1
-CACHE=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-containerdisk-bench}
 
 # The script lives in bench/; everything runs from the repository root so
 # that it works from either directory.
 cd "$(dirname "$0")/.."
 root=$PWD
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "Error: $*"; exit 2; }
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
 
