@@ -69,32 +69,8 @@ if [ ${#need[@]} -gt 0 ]; then
 	die "missing tools; install them with: apt-get install -y ${need[*]}"
 fi
 
-# apt for the target architecture: the host's own when it matches, else a
-# private state (lists, cache) under the cache directory.
-host_arch=$(dpkg --print-architecture)
-apt_opts=()
-if [ "$arch" != "$host_arch" ]; then
-	aptdir=$cache/apt-$arch
-	apt_opts=(
-		-o "APT::Architecture=$arch" -o "APT::Architectures::=$arch"
-		-o "Dir::State=$aptdir/state" -o "Dir::State::status=$aptdir/state/status"
-		-o "Dir::Cache=$aptdir/cache" -o "Dir::Etc::sourceparts=$aptdir/sources.list.d"
-		-o "Dir::Etc::sourcelist=$aptdir/sources.list" -o "Debug::NoLocking=1"
-	)
-	if [ ! -d "$aptdir/state/lists" ] || ! compgen -G "$aptdir/state/lists/*Packages*" >/dev/null; then
-		log "fetching the Debian package lists for $arch into $aptdir"
-		mkdir -p "$aptdir/state/lists/partial" "$aptdir/cache/archives/partial" "$aptdir/sources.list.d"
-		: >"$aptdir/state/status"
-		# Only Debian's own archives: third-party ones rarely carry arm64.
-		grep -h '^deb .*debian' /etc/apt/sources.list 2>/dev/null | grep -v '^deb-src' >"$aptdir/sources.list" || true
-		for f in /etc/apt/sources.list.d/*.sources; do
-			if [ -f "$f" ] && grep -q 'debian\.org' "$f"; then
-				cp "$f" "$aptdir/sources.list.d/"
-			fi
-		done
-		apt-get "${apt_opts[@]}" -q -o APT::Sandbox::User="$(id -un)" update >&2 || die "apt-get update for $arch failed"
-	fi
-fi
+# shellcheck source=hack/lib/debapt.sh
+. "$here/lib/debapt.sh"
 
 # versions PACKAGE...: prints "package=version" of each candidate (one
 # apt-cache call: each one reads all the lists).
@@ -117,7 +93,7 @@ key=$({
 	echo "$arch"
 	printf '%s\n' "${pins[@]}"
 	echo "$tools"
-	cat "${BASH_SOURCE[0]}" "$here"/bootdisk/*
+	cat "${BASH_SOURCE[0]}" "$here"/lib/debapt.sh "$here"/bootdisk/*
 } | sha256sum | cut -c1-16)
 out=$cache/$key/disk-$arch.qcow2
 if [ -s "$out" ]; then

@@ -48,6 +48,7 @@ esac
 
 # sfdisk and mkfs.ext4 live in /usr/sbin, outside most users' PATH.
 PATH=$PATH:/usr/sbin:/sbin
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${GUESTDISK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-containerdisk/guestdisk}
 log() { echo "guestdisk.sh: $*" >&2; }
 die() {
@@ -66,32 +67,8 @@ if [ ${#need[@]} -gt 0 ]; then
 	die "missing tools; install them with: apt-get install -y ${need[*]}"
 fi
 
-# apt for the target architecture: the host's own when it matches, else a
-# private state (lists, cache) under the cache directory.
-host_arch=$(dpkg --print-architecture)
-apt_opts=()
-if [ "$arch" != "$host_arch" ]; then
-	aptdir=$cache/apt-$arch
-	apt_opts=(
-		-o "APT::Architecture=$arch" -o "APT::Architectures::=$arch"
-		-o "Dir::State=$aptdir/state" -o "Dir::State::status=$aptdir/state/status"
-		-o "Dir::Cache=$aptdir/cache" -o "Dir::Etc::sourceparts=$aptdir/sources.list.d"
-		-o "Dir::Etc::sourcelist=$aptdir/sources.list" -o "Debug::NoLocking=1"
-	)
-	if [ ! -d "$aptdir/state/lists" ] || ! compgen -G "$aptdir/state/lists/*Packages*" >/dev/null; then
-		log "fetching the Debian package lists for $arch into $aptdir"
-		mkdir -p "$aptdir/state/lists/partial" "$aptdir/cache/archives/partial" "$aptdir/sources.list.d"
-		: >"$aptdir/state/status"
-		# Only Debian's own archives: third-party ones rarely carry arm64.
-		grep -h '^deb .*debian' /etc/apt/sources.list 2>/dev/null | grep -v '^deb-src' >"$aptdir/sources.list" || true
-		for f in /etc/apt/sources.list.d/*.sources; do
-			if [ -f "$f" ] && grep -q 'debian\.org' "$f"; then
-				cp "$f" "$aptdir/sources.list.d/"
-			fi
-		done
-		apt-get "${apt_opts[@]}" -q -o APT::Sandbox::User="$(id -un)" update >&2 || die "apt-get update for $arch failed"
-	fi
-fi
+# shellcheck source=hack/lib/debapt.sh
+. "$here/lib/debapt.sh"
 
 pin=$(apt-cache "${apt_opts[@]}" show --no-all-versions busybox-static 2>/dev/null |
 	awk '/^Package: /{p=$2} /^Version: /{print p "=" $2}')
@@ -102,7 +79,7 @@ key=$({
 	echo "$arch"
 	echo "$pin"
 	echo "$e2fs"
-	cat "${BASH_SOURCE[0]}"
+	cat "${BASH_SOURCE[0]}" "$here"/lib/debapt.sh
 } | sha256sum | cut -c1-16)
 dir=$cache/$key
 out=$dir/disk-$arch.qcow2

@@ -148,14 +148,8 @@ func fieldErrorf(field string, i int, format string, args ...any) error {
 // checkCommands validates virt-customize lines of the field named field.
 func checkCommands(field string, lines []string) []error {
 	var errs []error
-	continued := false
-	for i, line := range lines {
-		wasContinued := continued
-		continued = strings.HasSuffix(line, `\`)
-		if wasContinued {
-			continue
-		}
-		verb, arg, hasArg := splitCommand(line)
+	for _, c := range commandLines(lines) {
+		i, verb, arg, hasArg, continued := c.index, c.verb, c.arg, c.hasArg, c.continues
 		if verb == "" || strings.HasPrefix(verb, "#") {
 			continue
 		}
@@ -172,6 +166,34 @@ func checkCommands(field string, lines []string) []error {
 		}
 	}
 	return errs
+}
+
+// commandLine is one command of a commands file.
+type commandLine struct {
+	// index is the command's first line.
+	index     int
+	verb, arg string
+	hasArg    bool
+	// continues says the command goes on to the next line (a trailing \).
+	continues bool
+}
+
+// commandLines returns the commands of lines: a line that continues the
+// one before it (which ends in \) is part of that command, not one of its
+// own.
+func commandLines(lines []string) []commandLine {
+	var out []commandLine
+	continued := false
+	for i, line := range lines {
+		wasContinued := continued
+		continued = strings.HasSuffix(line, `\`)
+		if wasContinued {
+			continue
+		}
+		verb, arg, hasArg := splitCommand(line)
+		out = append(out, commandLine{index: i, verb: verb, arg: arg, hasArg: hasArg, continues: continued})
+	}
+	return out
 }
 
 // splitCommand splits a commands-file line into its command and argument,
@@ -223,17 +245,9 @@ func (s Spec) GuestExec() []string {
 
 func guestExecLines(field string, lines []string) []string {
 	var ops []string
-	continued := false
-	for i, line := range lines {
-		wasContinued := continued
-		continued = strings.HasSuffix(line, `\`)
-		if wasContinued {
-			continue
-		}
-		verb, _, _ := splitCommand(line)
-		verb = strings.TrimPrefix(verb, "--")
-		if guestExecCommands[verb] {
-			ops = append(ops, fmt.Sprintf("%s[%d]: %s", field, i, verb))
+	for _, c := range commandLines(lines) {
+		if verb := strings.TrimPrefix(c.verb, "--"); guestExecCommands[verb] {
+			ops = append(ops, fmt.Sprintf("%s[%d]: %s", field, c.index, verb))
 		}
 	}
 	return ops

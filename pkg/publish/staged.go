@@ -148,16 +148,8 @@ func (a *Assembly) Publish(ctx context.Context, g catalog.Group, staged []Staged
 	})
 	describe(&rec, res)
 	rec.Tags = slices.DeleteFunc(policy.Tags(), func(t string) bool { return slices.Contains(rep.Kept, t) })
-	rec.Push = &pipeline.Push{
-		Status:        StatusPushed,
-		Uploaded:      rep.Uploaded,
-		UploadedBytes: rep.UploadedBytes,
-		Mounted:       rep.Mounted,
-		Existing:      rep.Existing,
-		Tagged:        rep.Tagged,
-		Unchanged:     rep.Unchanged,
-		Kept:          rep.Kept,
-	}
+	rec.Push = PushRecord(rep)
+	rec.Push.Status = StatusPushed
 	if err != nil {
 		return fail(err)
 	}
@@ -192,4 +184,19 @@ func (u union) Fetch(ctx context.Context, d ocispec.Descriptor) (io.ReadCloser, 
 		}
 	}
 	return nil, fmt.Errorf("%s %s: %w in staging", d.MediaType, d.Digest, errdef.ErrNotFound)
+}
+
+// PushRecord is the push part of a record: what a transfer sent, mounted
+// and found, and the tags it wrote, left or kept.
+func PushRecord(rep transfer.Report) *pipeline.Push {
+	return &pipeline.Push{
+		DryRun:        rep.DryRun,
+		Uploaded:      rep.Uploaded,
+		UploadedBytes: rep.UploadedBytes,
+		Mounted:       rep.Mounted,
+		Existing:      rep.Existing,
+		Tagged:        rep.Tagged,
+		Unchanged:     rep.Unchanged,
+		Kept:          rep.Kept,
+	}
 }

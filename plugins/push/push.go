@@ -339,16 +339,7 @@ func pushOne(ctx context.Context, streams cli.Streams, opts *pushOptions, status
 	rec.MediaType = root.MediaType
 	rec.Size = root.Size
 	rec.Tags = nil
-	rec.Push = &pipeline.Push{
-		DryRun:        rep.DryRun,
-		Uploaded:      rep.Uploaded,
-		UploadedBytes: rep.UploadedBytes,
-		Mounted:       rep.Mounted,
-		Existing:      rep.Existing,
-		Tagged:        rep.Tagged,
-		Unchanged:     rep.Unchanged,
-		Kept:          rep.Kept,
-	}
+	rec.Push = publish.PushRecord(rep)
 	if err != nil {
 		return rec, err
 	}
