@@ -10,7 +10,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/disk"
@@ -345,8 +344,7 @@ func (r *runner) run(parent context.Context, tool string, args ...string) error 
 	cmd := exec.CommandContext(ctx, tool, args...)
 	cmd.Env = r.env
 	cmd.Dir = r.req.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownProcessGroup(cmd)
 	// A child that keeps the output pipe open must not hold Wait forever.
 	cmd.WaitDelay = 10 * time.Second
 	tail := &tailWriter{log: r.log, prefix: tool + ": "}
