@@ -145,6 +145,32 @@ func writeLayer(ctx context.Context, d Disk, name string, c Compression, dir str
 	return l, nil
 }
 
+// VerifyChecksum hashes the file of d with the algorithm of d.Checksum
+// (sha256 when it is unset) and returns the result: a
+// *ChecksumMismatchError when d.Checksum is set and differs. It is for a
+// disk that is changed before it is built (customized), whose image must
+// record the checksum of the file it was made from.
+func VerifyChecksum(ctx context.Context, d Disk) (Checksum, error) {
+	alg := d.Checksum.Algorithm
+	if alg == "" {
+		alg = "sha256"
+	}
+	f, err := os.Open(d.Path)
+	if err != nil {
+		return Checksum{}, err
+	}
+	defer f.Close()
+	h := newHash(alg)
+	if _, err := io.CopyBuffer(h, ctxio.Reader(ctx, f), make([]byte, copyBufferSize)); err != nil {
+		return Checksum{}, fmt.Errorf("reading disk %q: %w", d.Path, err)
+	}
+	sum := Checksum{Algorithm: alg, Hex: fmt.Sprintf("%x", h.Sum(nil))}
+	if !d.Checksum.IsZero() && d.Checksum != sum {
+		return Checksum{}, &ChecksumMismatchError{Path: d.Path, Expected: d.Checksum, Actual: sum}
+	}
+	return sum, nil
+}
+
 func newHash(alg string) hash.Hash {
 	if alg == "sha512" {
 		return sha512.New()

@@ -187,6 +187,10 @@ func Run(ctx context.Context, req Request) (Result, error) {
 	if err != nil {
 		return res, fmt.Errorf("customizing: %w", err)
 	}
+	// The tools run in Dir, so a relative Base would be read from there.
+	if req.Base, err = filepath.Abs(req.Base); err != nil {
+		return res, fmt.Errorf("customizing: %w", err)
+	}
 	r := &runner{req: req, timeout: req.Timeout, env: toolEnv()}
 	if r.timeout <= 0 {
 		r.timeout = DefaultTimeout

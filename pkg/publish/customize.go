@@ -66,9 +66,9 @@ func (b *Builder) customize(ctx context.Context, r catalog.Release, base string)
 	return cached, nil
 }
 
-// customizedName is the name under disk/ of a customized disk, always
+// CustomizedName is the name under disk/ of a customized disk, always
 // qcow2: the upstream name with a raw or qcow2 extension replaced.
-func customizedName(name string) string {
+func CustomizedName(name string) string {
 	switch ext := filepath.Ext(name); ext {
 	case ".raw", ".img", ".qcow2":
 		name = strings.TrimSuffix(name, ext)

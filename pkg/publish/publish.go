@@ -90,7 +90,7 @@ func (b *Builder) Download(ctx context.Context, g catalog.Group) ([]containerdis
 					errs[i] = fmt.Errorf("%s %s: %w", r.Key(), r.Arch, err)
 					return
 				}
-				name = customizedName(name)
+				name = CustomizedName(name)
 			}
 			disks[i] = containerdisk.Disk{
 				Architecture: r.Arch,

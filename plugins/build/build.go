@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/containerdisk"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/customize"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
@@ -44,6 +45,9 @@ type buildOptions struct {
 	workers     int
 	arches      []string
 	keepArch    map[string]bool
+
+	customizeFile string
+	spec          *customize.Spec
 
 	target string
 }
@@ -80,12 +84,30 @@ A failing entry is reported and the others are still built. --arch keeps
 only the architectures it names, so that each architecture of a release can
 be built on a machine of its own (as 'kubectl containerdisk pipeline' does,
 one Kubernetes Job per architecture); with --created, the images are the
-same as those of one build of every architecture.`,
+same as those of one build of every architecture.
+
+--customize SPEC.yaml changes every disk before it is packed, with the
+libguestfs tools (virt-customize, virt-sysprep, virt-sparsify), as a
+customize: block of a catalog file does for its entry: the file holds the
+keys of that block (packages, update, commands, sysprep, selinuxRelabel,
+resize, sparsify, network, postCommands). It applies to --disk files, whose
+copy is customized (the file itself is never written) after it is checked
+against --checksum, and to the releases of --focus or stdin, whose
+customized downloads are kept in --cache-dir. The image records the base's
+checksum and the spec's digest. Relative host paths in its commands
+(copy-in…) are read from the spec file's directory. Commands that run
+programs of the guest (run-command, install, update…) need a host of the
+disk's architecture and are refused on another before anything is
+downloaded or copied; a --focus entry whose catalog file customizes it
+already is refused.`,
 		Example: `  # Build the latest Fedora releases into oci:containerdisks/fedora
   kubectl containerdisk build --focus 'fedora:*'
 
   # Package a disk into an OCI layout directory
   kubectl containerdisk build --disk amd64=fedora.qcow2 oci:./layout:41
+
+  # Customize a copy of a disk (write /etc/motd, sysprep…) and package it
+  kubectl containerdisk build --disk amd64=debian.qcow2 --customize spec.yaml oci:./layout:12
 
   # A two-architecture index, recorded with its upstream checksums, pushed next
   kubectl containerdisk build --disk amd64=x86.qcow2 --disk arm64=arm.qcow2 \
@@ -99,7 +121,10 @@ same as those of one build of every architecture.`,
 			if err := opts.parseArches(); err != nil {
 				return err
 			}
-			return opts.Catalog.Parse(cmd)
+			if err := opts.Catalog.Parse(cmd); err != nil {
+				return err
+			}
+			return opts.loadSpec(cmd.Context())
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.target = DefaultTarget
@@ -129,6 +154,7 @@ same as those of one build of every architecture.`,
 	fs.StringVar(&opts.cacheDir, "cache-dir", option.DefaultCacheDir(), "directory keeping catalog downloads by checksum, so that a second build of a release downloads nothing")
 	fs.StringArrayVar(&opts.arches, "arch", nil, "with --focus or stdin: build only these architectures (amd64, arm64, s390x); repeatable or comma-separated")
 	fs.IntVar(&opts.workers, "workers", 2, "catalog entries (name:version) built at once; the architectures of each are downloaded in parallel")
+	fs.StringVar(&opts.customizeFile, "customize", "", "YAML file of a customize spec (the keys of a catalog entry's customize: block), applied to a copy of every disk before it is packed")
 	opts.Remote.ApplyFlags(fs)
 	opts.Output.ApplyFlags(fs)
 	opts.Catalog.ApplyFlags(fs)
@@ -170,6 +196,16 @@ func runBuild(cmd *cobra.Command, streams cli.Streams, opts *buildOptions) error
 
 	status := option.NewStatus(streams.ErrOut, opts.Quiet)
 	opts.Remote.Log = status.Printf
+	if opts.spec != nil {
+		work, err := os.MkdirTemp(opts.tempDir, "containerdisk-customize-")
+		if err != nil {
+			return fmt.Errorf("customizing: %w", err)
+		}
+		defer os.RemoveAll(work)
+		if disks, err = opts.customizeDisks(ctx, status, disks, work); err != nil {
+			return err
+		}
+	}
 	bopts := containerdisk.Options{
 		Format:       base.Format,
 		Compression:  base.Compression,

@@ -55,6 +55,9 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 	if opts.keepArch != nil {
 		rels = slices.DeleteFunc(rels, func(r catalog.Release) bool { return !opts.keepArch[r.Arch] })
 	}
+	if err := opts.customizeReleases(rels); err != nil {
+		return err
+	}
 	imageOpts, err := opts.imageOptions()
 	if err != nil {
 		return err

@@ -47,3 +47,11 @@ func CustomizeLog(status *Status) func(r catalog.Release, line string) {
 		status.Printf("%s %s: %s", r.Key(), r.Arch, line)
 	}
 }
+
+// CustomizeDiskLog is CustomizeLog for a local disk file of architecture
+// arch.
+func CustomizeDiskLog(status *Status, path, arch string) func(line string) {
+	return func(line string) {
+		status.Printf("%s %s: %s", path, arch, line)
+	}
+}
