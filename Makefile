@@ -40,6 +40,9 @@ demo: deps build
 ## set: on this project's machines /dev/kvm opens but QEMU aborts under KVM.
 test: deps vet verify test-go release-test
 
+# -timeout: pkg/customize launches the libguestfs appliance ten times under
+# TCG, about 3 minutes on 2 idle cores and more than go test's default 10
+# minutes on a loaded machine; every call has a time limit of its own.
 test-go:
 	CONTAINERDISK_BOOTDISK=$$(./hack/bootdisk.sh amd64) && \
 	CONTAINERDISK_BOOTDISK_ARM64=$$(./hack/bootdisk.sh arm64) && \
@@ -50,7 +53,7 @@ test-go:
 	LIBGUESTFS_BACKEND_SETTINGS=$${LIBGUESTFS_BACKEND_SETTINGS-force_tcg} && \
 	export CONTAINERDISK_BOOTDISK CONTAINERDISK_BOOTDISK_ARM64 CONTAINERDISK_GUESTDISK CONTAINERDISK_GUESTDISK_ARM64 \
 		KUBEBUILDER_ASSETS CONTAINERDISK_PEERS LIBGUESTFS_BACKEND_SETTINGS && \
-	$(GO) test ./...
+	$(GO) test -timeout 30m ./...
 
 ## release-test: the release archives are byte-identical when built twice,
 ## hold the eight binaries and LICENSE, stripped and path-free, and the krew
