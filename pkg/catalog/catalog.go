@@ -96,15 +96,23 @@ type Release struct {
 	// catalog file the user names gives one.
 	Customize    *customize.Spec `json:"-"`
 	CustomizeDir string          `json:"-"`
+	// CustomizeSum, when set, is Customize.InputsDigest(CustomizeDir),
+	// read once when the spec is loaded: it covers the host files the
+	// spec reads as well as the spec.
+	CustomizeSum string `json:"-"`
 	// Err is why this release cannot be built, e.g. a missing checksum.
 	Err error `json:"-"`
 }
 
-// CustomizeDigest is the digest of Customize, which the image records; ""
-// for a release that is not customized.
+// CustomizeDigest is the digest of Customize (and of the host files it
+// reads, when CustomizeSum is set), which the image records; "" for a
+// release that is not customized.
 func (r Release) CustomizeDigest() string {
-	if r.Customize == nil {
+	switch {
+	case r.Customize == nil:
 		return ""
+	case r.CustomizeSum != "":
+		return r.CustomizeSum
 	}
 	return r.Customize.Digest()
 }

@@ -292,10 +292,23 @@ func (d *fileDistro) DefaultBase() string { return d.entry.Base }
 
 func (d *fileDistro) Releases(ctx context.Context, env catalog.Env) ([]catalog.Release, error) {
 	e := d.entry
+	// The host files the spec reads are hashed once, for every release.
+	var sum string
+	var sumErr error
+	if e.Customize != nil {
+		sum, sumErr = e.Customize.InputsDigest(filepath.Dir(d.file))
+	}
 	var out []catalog.Release
 	for _, v := range e.Versions {
 		for _, a := range e.Arches {
-			out = append(out, d.release(ctx, env, v, a))
+			r := d.release(ctx, env, v, a)
+			if r.Customize != nil {
+				r.CustomizeSum = sum
+				if sumErr != nil && r.Err == nil {
+					r.Err = fmt.Errorf("%s:%s %s (catalog %s): customize: %w", e.Name, v, a, d.file, sumErr)
+				}
+			}
+			out = append(out, r)
 		}
 	}
 	return out, nil

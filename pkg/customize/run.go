@@ -58,7 +58,8 @@ type Result struct {
 	Path string
 	// Format is always qcow2, without a backing file.
 	Format disk.Format
-	// SpecDigest is Spec.Digest() of the applied spec.
+	// SpecDigest is Spec.InputsDigest(Dir) of the applied spec: its
+	// digest and that of the host files it read.
 	SpecDigest string
 	// Steps are the steps run, in order, with their durations.
 	Steps []Step
@@ -158,8 +159,14 @@ func (e *ToolError) Unwrap() error { return e.Err }
 // (*ArchError). A failing tool gives a *ToolError with the last lines of its
 // output. On error the partial result is removed; Base is never written.
 func Run(ctx context.Context, req Request) (Result, error) {
-	res := Result{Format: disk.FormatQCOW2, SpecDigest: req.Spec.Digest()}
+	res := Result{Format: disk.FormatQCOW2}
 	if err := req.Spec.Validate(); err != nil {
+		return res, fmt.Errorf("customize spec: %w", err)
+	}
+	// Reading the host files now finds a missing one, or a link out of
+	// Dir, before any tool starts.
+	var err error
+	if res.SpecDigest, err = req.Spec.InputsDigest(req.Dir); err != nil {
 		return res, fmt.Errorf("customize spec: %w", err)
 	}
 	if err := req.Spec.CheckArch(req.Arch); err != nil {

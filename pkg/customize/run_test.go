@@ -183,8 +183,13 @@ func TestRunAMD64(t *testing.T) {
 	if got, want := strings.Join(stepNames(res), ","), "copy,resize,customize,sysprep,postCommands,sparsify"; got != want {
 		t.Errorf("steps = %s, want %s", got, want)
 	}
-	if res.SpecDigest != spec.Digest() || res.Format != disk.FormatQCOW2 {
-		t.Errorf("result = %+v, want format qcow2 and digest %s", res, spec.Digest())
+	// The digest covers the package file copied in, not only the spec.
+	inputs, err := spec.InputsDigest(filepath.Dir(deb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SpecDigest != inputs || inputs == spec.Digest() || res.Format != disk.FormatQCOW2 {
+		t.Errorf("result = %+v, want format qcow2 and digest %s (not the spec's own %s)", res, inputs, spec.Digest())
 	}
 	if after := sha256File(t, base); after != before {
 		t.Errorf("base changed: sha256 %s, was %s", after, before)

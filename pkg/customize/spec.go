@@ -109,6 +109,7 @@ func (s Spec) Validate() error {
 	}
 	errs = append(errs, checkCommands("commands", s.Commands)...)
 	errs = append(errs, checkCommands("postCommands", s.PostCommands)...)
+	errs = append(errs, checkHostFiles(s)...)
 	if s.Sysprep != nil {
 		for i, op := range s.Sysprep.Operations {
 			_, known := sysprepOperations[strings.TrimPrefix(op, "-")]

@@ -42,12 +42,17 @@ func (o *buildOptions) customizeReleases(rels []catalog.Release) error {
 	if o.spec == nil {
 		return nil
 	}
+	sum, err := o.spec.InputsDigest(filepath.Dir(o.customizeFile))
+	if err != nil {
+		return fmt.Errorf("--customize %s: %w", o.customizeFile, err)
+	}
 	for i := range rels {
 		if rels[i].Customize != nil {
 			return cli.Usagef("--customize for %s, which its catalog file customizes already: drop --customize, or the entry's customize: block", rels[i].Key())
 		}
 		rels[i].Customize = o.spec
 		rels[i].CustomizeDir = filepath.Dir(o.customizeFile)
+		rels[i].CustomizeSum = sum
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerdisk/kubectl-containerdisk/pkg/catalog"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/fanout"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/inputerr"
 	pl "github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/publish"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
@@ -57,6 +58,17 @@ func runPrint(ctx context.Context, streams cli.Streams, opts *pipelineOptions) e
 func buildable(p *plan, g catalog.Group) error {
 	if err := p.errs[g.Key()]; err != nil {
 		return err
+	}
+	// Only the catalog file travels to the Jobs, in a ConfigMap: a spec
+	// that reads host files would fail in every Job.
+	for _, r := range g.Releases {
+		if r.Customize == nil {
+			continue
+		}
+		if files := r.Customize.HostFiles(); len(files) > 0 {
+			f := files[0]
+			return inputerr.Errorf("customize %s: %s reads the host file %q, which the Jobs do not have (only the catalog file reaches them): put small files in with write, or build this entry with build --catalog", f.Field, f.Command, f.Path)
+		}
 	}
 	return pl.ValidateGroup(g)
 }
