@@ -235,7 +235,10 @@ func Run(ctx context.Context, req Request) (Result, error) {
 			return res, fmt.Errorf("customizing: %w", err)
 		}
 		defer os.Remove(file)
-		args := []string{"--format", "qcow2", "-a", out, network(s.Network), "--commands-from-file", file}
+		// --no-logfile: virt-customize otherwise leaves the output of the
+		// guest commands in the guest's /tmp/builder.log, which a
+		// published image must not carry.
+		args := []string{"--format", "qcow2", "-a", out, network(s.Network), "--no-logfile", "--commands-from-file", file}
 		if s.SELinuxRelabel {
 			args = append(args, "--selinux-relabel")
 		}
@@ -258,7 +261,7 @@ func Run(ctx context.Context, req Request) (Result, error) {
 			return res, fmt.Errorf("customizing: %w", err)
 		}
 		defer os.Remove(file)
-		if err := r.step(ctx, &res, "postCommands", "virt-customize", "--format", "qcow2", "-a", out, network(s.Network), "--commands-from-file", file); err != nil {
+		if err := r.step(ctx, &res, "postCommands", "virt-customize", "--format", "qcow2", "-a", out, network(s.Network), "--no-logfile", "--commands-from-file", file); err != nil {
 			return res, err
 		}
 	}

@@ -219,6 +219,20 @@ func TestRunAMD64(t *testing.T) {
 	if qi.BackingFilename != "" || qi.Format != "qcow2" {
 		t.Errorf("qemu-img info: format %q, backing file %q; want qcow2 without one", qi.Format, qi.BackingFilename)
 	}
+	// virt-customize keeps the output of guest commands in the guest's
+	// /tmp/builder.log unless told not to: a published image must not carry
+	// it. Read from the ext4 partition (at 1 MiB) without an appliance.
+	raw := filepath.Join(t.TempDir(), "disk.raw")
+	if out, err := exec.Command("qemu-img", "convert", "-O", "raw", res.Path, raw).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v\n%s", err, out)
+	}
+	ls, err := exec.Command("/sbin/debugfs", "-R", "ls /tmp", raw+"?offset=1048576").CombinedOutput()
+	if err != nil || !strings.Contains(string(ls), ".") {
+		t.Fatalf("debugfs ls /tmp: %v\n%s", err, ls)
+	}
+	if strings.Contains(string(ls), "builder.log") {
+		t.Errorf("the guest's /tmp has virt-customize's log:\n%s", ls)
+	}
 }
 
 // TestRunForeignArchFileOperations customizes an arm64 disk on this amd64
