@@ -300,6 +300,7 @@ func (o *pipelineOptions) task(p *plan, r catalog.Release) fanout.Task {
 		"--compression", o.compression,
 		"--cache-dir", fanout.WorkDir + "/cache",
 		"--temp-dir", fanout.WorkDir,
+		"--termination-log", fanout.TerminationLog,
 	}
 	for _, k := range p.keys {
 		args = append(args, "--catalog", fanout.CatalogDir+"/"+k)
