@@ -219,6 +219,7 @@ func (r *Runner) setStatus(ctx context.Context, j *batchv1.Job, change func(*bat
 	}
 	return false
 }
+
 // runPod creates a pod of the Job on node, as the job controller and the
 // scheduler do, runs its container, writes the pod's status as the kubelet
 // does, and tells PodDone. The error is why the pod failed.
