@@ -444,7 +444,7 @@ func (r *Runner) message(ctx context.Context, j *batchv1.Job) (string, error) {
 			}
 		}
 	}
-	return "", fmt.Errorf("Job %s/%s succeeded, but none of its %d pods is a succeeded pod of it whose container %s ended with exit code 0 (kubectl get pods -n %s -l %s)", j.Namespace, j.Name, len(pods.Items), name, j.Namespace, sel)
+	return "", fmt.Errorf("Job %s/%s succeeded, but none of its %d pods is a succeeded pod of it whose container %s ended with exit code 0: its termination message is gone (was the pod deleted?)", j.Namespace, j.Name, len(pods.Items), name)
 }
 
 // cleanupTimeout bounds the deletions after the run, which go on after
