@@ -1,16 +1,28 @@
 // Package testjobs is a stand-in, for tests, for the parts of Kubernetes
 // that run a Job and that envtest does not run: the job controller, the
 // scheduler and the kubelet. It watches the Jobs of a namespace on a real
-// API server (internal/testcluster) and runs each Job whose nodeSelector
-// matches one of the cluster's nodes as a local process, then writes the
-// Job's status as the job controller does. A Job that no node matches
-// stays pending, as it does in a cluster without such a node.
+// API server (internal/testcluster) and, for each Job whose nodeSelector
+// matches one of the cluster's nodes, creates a pod as the job controller
+// does (the Job's template, its labels and a controller reference to the
+// Job, bound to that node), runs its container as a local process, writes
+// the pod's status as the kubelet does (phase, exit code, termination
+// message), and then the Job's status as the job controller does. A Job
+// that no node matches stays pending, as it does in a cluster without such
+// a node.
+//
+// The process runs on the host, not in the container's image: its program
+// is looked up in BinDir, and the paths the kubelet would mount (volumes,
+// the termination message file) are directories and files of its own, each
+// argument that names such a path rewritten to it.
 package testjobs
 
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +48,16 @@ type Options struct {
 	BinDir string
 	// Env is added to the environment of every process.
 	Env []string
+	// PodDone, when set, is called after each pod's container has ended
+	// and the pod's status is written, before the Job's status is: what
+	// else happens in a cluster meanwhile, such as another run pushing to
+	// the registry the container pushed to.
+	PodDone func(j *batchv1.Job, pod *corev1.Pod)
 }
+
+// MaxMessage is how much of the termination message file the kubelet
+// keeps: its last 4096 bytes (MaxContainerTerminationMessageLength).
+const MaxMessage = 4096
 
 // Runner is a started stand-in.
 type Runner struct {
@@ -104,7 +125,8 @@ func (r *Runner) loop(ctx context.Context, wg *sync.WaitGroup) {
 				r.seen[j.UID] = true
 				r.jobs = append(r.jobs, j.DeepCopy())
 			}
-			claim := !r.claimed[j.UID] && fits(j, nodes.Items)
+			node := fits(j, nodes.Items)
+			claim := !r.claimed[j.UID] && node != ""
 			if claim {
 				r.claimed[j.UID] = true
 			}
@@ -113,14 +135,14 @@ func (r *Runner) loop(ctx context.Context, wg *sync.WaitGroup) {
 				continue
 			}
 			r.started.Add(1)
-			wg.Go(func() { r.run(ctx, j) })
+			wg.Go(func() { r.run(ctx, j, node) })
 		}
 	}
 }
 
-// fits reports whether a Ready node has every label of the Job's
-// nodeSelector.
-func fits(j *batchv1.Job, nodes []corev1.Node) bool {
+// fits returns the first node that has every label of the Job's
+// nodeSelector, or "".
+func fits(j *batchv1.Job, nodes []corev1.Node) string {
 	for _, n := range nodes {
 		ok := true
 		for k, v := range j.Spec.Template.Spec.NodeSelector {
@@ -129,15 +151,15 @@ func fits(j *batchv1.Job, nodes []corev1.Node) bool {
 			}
 		}
 		if ok {
-			return true
+			return n.Name
 		}
 	}
-	return false
+	return ""
 }
 
-// run runs the Job's container up to backoffLimit+1 times and writes
-// its status.
-func (r *Runner) run(ctx context.Context, j *batchv1.Job) {
+// run runs a pod of the Job on node up to backoffLimit+1 times, until one
+// succeeds, and writes the Job's status.
+func (r *Runner) run(ctx context.Context, j *batchv1.Job, node string) {
 	start := metav1.Now()
 	if !r.setStatus(ctx, j, func(st *batchv1.JobStatus) {
 		st.StartTime = &start
@@ -152,7 +174,7 @@ func (r *Runner) run(ctx context.Context, j *batchv1.Job) {
 	var failed int32
 	var err error
 	for range attempts {
-		if err = r.runContainer(ctx, j); err == nil || ctx.Err() != nil {
+		if err = r.runPod(ctx, j, node); err == nil || ctx.Err() != nil {
 			break
 		}
 		failed++
@@ -198,45 +220,123 @@ func (r *Runner) setStatus(ctx context.Context, j *batchv1.Job, change func(*bat
 	return false
 }
 
-// runContainer runs the Job's one container as a local process: its
-// command's program from BinDir, its volumes as directories of their own
-// (a ConfigMap's keys written as files, an emptyDir empty), each argument
-// that names a path below a mount rewritten to that directory.
-func (r *Runner) runContainer(ctx context.Context, j *batchv1.Job) error {
-	pod := j.Spec.Template.Spec
-	if len(pod.Containers) != 1 {
-		return fmt.Errorf("%d containers: the stand-in runs one", len(pod.Containers))
+// runPod creates a pod of the Job on node, as the job controller and the
+// scheduler do, runs its container, writes the pod's status as the kubelet
+// does, and tells PodDone. The error is why the pod failed.
+func (r *Runner) runPod(ctx context.Context, j *batchv1.Job, node string) error {
+	pods := r.kube.CoreV1().Pods(j.Namespace)
+	isController := true
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: j.Name + "-",
+			Namespace:    j.Namespace,
+			// The template's labels, which the API server completed with
+			// the Job's selector (batch.kubernetes.io/controller-uid…).
+			Labels:      maps.Clone(j.Spec.Template.Labels),
+			Annotations: maps.Clone(j.Spec.Template.Annotations),
+			OwnerReferences: []metav1.OwnerReference{{
+				APIVersion: "batch/v1", Kind: "Job", Name: j.Name, UID: j.UID,
+				Controller: &isController, BlockOwnerDeletion: &isController,
+			}},
+		},
+		Spec: *j.Spec.Template.Spec.DeepCopy(),
 	}
-	c := pod.Containers[0]
+	pod.Spec.NodeName = node
+	pod, err := pods.Create(ctx, pod, metav1.CreateOptions{FieldValidation: metav1.FieldValidationStrict})
+	if err != nil {
+		return fmt.Errorf("creating its pod: %w", err)
+	}
+	start := metav1.Now()
+	state, runErr := r.runContainer(ctx, j, pod)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	state.StartedAt, state.FinishedAt = start, metav1.Now()
+	phase := corev1.PodSucceeded
+	if state.ExitCode != 0 {
+		phase = corev1.PodFailed
+	}
+	c := pod.Spec.Containers[0]
+	for ctx.Err() == nil {
+		pod.Status = corev1.PodStatus{
+			Phase:     phase,
+			StartTime: &start,
+			ContainerStatuses: []corev1.ContainerStatus{{
+				Name: c.Name, Image: c.Image, ImageID: c.Image,
+				State: corev1.ContainerState{Terminated: &state},
+			}},
+		}
+		updated, err := pods.UpdateStatus(ctx, pod, metav1.UpdateOptions{})
+		if err == nil {
+			pod = updated
+			break
+		}
+		r.tb.Logf("testjobs: status of pod %s: %v", pod.Name, err)
+		time.Sleep(20 * time.Millisecond)
+		if pod, err = pods.Get(ctx, pod.Name, metav1.GetOptions{}); err != nil {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if r.opts.PodDone != nil {
+		r.opts.PodDone(j, pod)
+	}
+	return runErr
+}
+
+// runContainer runs the pod's one container as a local process: its
+// command's program from BinDir, its volumes as directories of their own
+// (a ConfigMap's keys written as files, an emptyDir empty), its
+// terminationMessagePath as a file of its own, each argument that names
+// one of these paths, or a path below a mount, rewritten to it. It returns
+// the container's terminated state as the kubelet reads it: the exit code
+// and the termination message, the last MaxMessage bytes of that file;
+// the error is why the container failed, with its output.
+func (r *Runner) runContainer(ctx context.Context, j *batchv1.Job, pod *corev1.Pod) (corev1.ContainerStateTerminated, error) {
+	cannotRun := func(err error) (corev1.ContainerStateTerminated, error) {
+		return corev1.ContainerStateTerminated{ExitCode: 128, Reason: "ContainerCannotRun", Message: err.Error()}, err
+	}
+	if len(pod.Spec.Containers) != 1 {
+		return cannotRun(fmt.Errorf("%d containers: the stand-in runs one", len(pod.Spec.Containers)))
+	}
+	c := pod.Spec.Containers[0]
 	if len(c.Command) == 0 {
-		return fmt.Errorf("container %s has no command", c.Name)
+		return cannotRun(fmt.Errorf("container %s has no command", c.Name))
 	}
 	root, err := os.MkdirTemp("", "testjobs-")
 	if err != nil {
-		return err
+		return cannotRun(err)
 	}
 	defer os.RemoveAll(root)
 	dirs := map[string]string{}
 	for _, m := range c.VolumeMounts {
 		dir := filepath.Join(root, m.Name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
+			return cannotRun(err)
 		}
-		for _, v := range pod.Volumes {
+		for _, v := range pod.Spec.Volumes {
 			if v.Name != m.Name || v.ConfigMap == nil {
 				continue
 			}
 			cm, err := r.kube.CoreV1().ConfigMaps(j.Namespace).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
 			if err != nil {
-				return fmt.Errorf("volume %s: %w", v.Name, err)
+				return cannotRun(fmt.Errorf("volume %s: %w", v.Name, err))
 			}
 			for k, data := range cm.Data {
 				if err := os.WriteFile(filepath.Join(dir, k), []byte(data), 0o644); err != nil {
-					return err
+					return cannotRun(err)
 				}
 			}
 		}
 		dirs[m.MountPath] = dir
+	}
+	// The kubelet mounts an empty file at terminationMessagePath (which
+	// the API server defaults to /dev/termination-log).
+	messageFile := filepath.Join(root, "termination-log")
+	if err := os.WriteFile(messageFile, nil, 0o666); err != nil {
+		return cannotRun(err)
 	}
 	args := make([]string, len(c.Command)+len(c.Args))
 	for i, a := range append(append([]string(nil), c.Command...), c.Args...) {
@@ -245,14 +345,50 @@ func (r *Runner) runContainer(ctx context.Context, j *batchv1.Job) error {
 				a = dir + strings.TrimPrefix(a, mount)
 			}
 		}
+		if c.TerminationMessagePath != "" && a == c.TerminationMessagePath {
+			a = messageFile
+		}
 		args[i] = a
 	}
 	cmd := exec.CommandContext(ctx, filepath.Join(r.opts.BinDir, filepath.Base(args[0])), args[1:]...)
 	cmd.Env = append(os.Environ(), r.opts.Env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s: %v\n%s", strings.Join(c.Command, " "), err, out.Bytes())
+	runErr := cmd.Run()
+	var exit *exec.ExitError
+	if runErr != nil && !errors.As(runErr, &exit) {
+		return cannotRun(fmt.Errorf("%s: %v", strings.Join(c.Command, " "), runErr))
 	}
-	return nil
+	// The policy FallbackToLogsOnError, which would take the end of the
+	// output when the file is empty, is not stood in for: the file only.
+	state := corev1.ContainerStateTerminated{Reason: "Completed"}
+	if state.Message, err = tail(messageFile, MaxMessage); err != nil {
+		state.Message = fmt.Sprintf("Error on reading termination log %s: %v", messageFile, err)
+	}
+	if runErr != nil {
+		state.ExitCode, state.Reason = int32(exit.ExitCode()), "Error"
+		return state, fmt.Errorf("%s: %v\n%s", strings.Join(c.Command, " "), runErr, out.Bytes())
+	}
+	return state, nil
+}
+
+// tail reads the last max bytes of a file, as the kubelet reads a
+// termination message.
+func tail(path string, limit int64) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if fi.Size() > limit {
+		if _, err := f.Seek(-limit, io.SeekEnd); err != nil {
+			return "", err
+		}
+	}
+	data, err := io.ReadAll(f)
+	return string(data), err
 }

@@ -4,7 +4,9 @@
 // goes to the Jobs in a ConfigMap, so that what a Job does is its command
 // line alone. Render makes the objects (for --print, and for Run); Run
 // creates them with strict field validation, watches the Jobs until each
-// has finished or the time is up, and deletes them.
+// has finished or the time is up, reads what the container of each
+// succeeded Job said in its termination message (TerminationLog), and
+// deletes them.
 package fanout
 
 import (
@@ -52,6 +54,10 @@ const (
 	RegistryDir = "/etc/containerdisk/registry"
 	// WorkDir is an emptyDir for downloads and layers.
 	WorkDir = "/var/lib/containerdisk"
+	// TerminationLog is the container's terminationMessagePath: what its
+	// command writes there (policy File) is the termination message of
+	// its pod's status, which is how a Job tells what it made.
+	TerminationLog = corev1.TerminationMessagePathDefault
 )
 
 // Task is one Job: the build of one architecture of one name:version.
@@ -148,6 +154,10 @@ func Render(spec Spec, tasks []Task) Objects {
 							Image:        spec.Image,
 							Command:      t.Args,
 							VolumeMounts: mounts,
+							// The defaults, set so that the YAML shows
+							// where a Job's result is.
+							TerminationMessagePath:   TerminationLog,
+							TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 						}},
 						Volumes: volumes,
 					},
@@ -205,7 +215,13 @@ type Result struct {
 	Job string
 	// Succeeded says the Job completed; otherwise Err says why not.
 	Succeeded bool
-	Err       error
+	// Message is the termination message of the container of the Job's
+	// succeeded pod: what its command wrote to TerminationLog (the
+	// kubelet keeps the last 4096 bytes). It is the container's word,
+	// for the caller to check. When it could not be read, Succeeded is
+	// true and Err says why.
+	Message string
+	Err     error
 }
 
 // EventKind says what happened to a Job.
@@ -308,6 +324,9 @@ func (r *Runner) wait(ctx context.Context, objs Objects) (map[string]Result, err
 			return
 		}
 		if res, done := finished(j); done {
+			if res.Succeeded {
+				res.Message, res.Err = r.message(ctx, j)
+			}
 			results[j.Name] = res
 			kind := EventSucceeded
 			if !res.Succeeded {
@@ -396,6 +415,36 @@ func finished(j *batchv1.Job) (Result, bool) {
 		}
 	}
 	return Result{}, false
+}
+
+// message reads the termination message of the container of the
+// succeeded Job j's succeeded pod: one that the Job's selector selects,
+// that j controls (ownerReferences), in phase Succeeded, whose container
+// ended with exit code 0.
+func (r *Runner) message(ctx context.Context, j *batchv1.Job) (string, error) {
+	sel, err := metav1.LabelSelectorAsSelector(j.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return "", fmt.Errorf("Job %s/%s has no selector of its pods (%v)", j.Namespace, j.Name, err)
+	}
+	pods, err := r.Kube.CoreV1().Pods(j.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return "", fmt.Errorf("listing the pods of Job %s/%s, for the termination message of its build: %w", j.Namespace, j.Name, err)
+	}
+	if len(j.Spec.Template.Spec.Containers) == 0 {
+		return "", fmt.Errorf("Job %s/%s has no container", j.Namespace, j.Name)
+	}
+	name := j.Spec.Template.Spec.Containers[0].Name
+	for _, p := range pods.Items {
+		if owner := metav1.GetControllerOf(&p); owner == nil || owner.UID != j.UID || p.Status.Phase != corev1.PodSucceeded {
+			continue
+		}
+		for _, c := range p.Status.ContainerStatuses {
+			if t := c.State.Terminated; c.Name == name && t != nil && t.ExitCode == 0 {
+				return t.Message, nil
+			}
+		}
+	}
+	return "", fmt.Errorf("Job %s/%s succeeded, but none of its %d pods is a succeeded pod of it whose container %s ended with exit code 0: its termination message is gone (was the pod deleted?)", j.Namespace, j.Name, len(pods.Items), name)
 }
 
 // cleanupTimeout bounds the deletions after the run, which go on after

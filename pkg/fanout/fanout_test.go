@@ -4,16 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/yaml"
 
 	"github.com/containerdisk/kubectl-containerdisk/internal/testcluster"
+	"github.com/containerdisk/kubectl-containerdisk/internal/testjobs"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/fanout"
 )
 
@@ -54,6 +59,9 @@ func TestRender(t *testing.T) {
 	}
 	if strings.Join(pod.Containers[0].Command, " ") != "build --focus fedora:42 --arch amd64" {
 		t.Errorf("command %q", pod.Containers[0].Command)
+	}
+	if c := pod.Containers[0]; c.TerminationMessagePath != fanout.TerminationLog || c.TerminationMessagePolicy != corev1.TerminationMessageReadFile {
+		t.Errorf("termination message %s, policy %s; want %s, File", c.TerminationMessagePath, c.TerminationMessagePolicy, fanout.TerminationLog)
 	}
 	mounted := false
 	for _, m := range pod.Containers[0].VolumeMounts {
@@ -152,6 +160,50 @@ func TestRunCancel(t *testing.T) {
 	_, err := r.Run(ctx, fanout.Render(spec(ns), tasks))
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run = %v, want context.Canceled", err)
+	}
+	checkNothingLeft(t, c, ns)
+}
+
+// TestRunMessage: the result of a succeeded Job has the termination
+// message of its pod's container, what its command wrote to
+// TerminationLog; a Job that succeeded without a succeeded pod of its own
+// to read it from (the pod is gone) has an error saying so.
+func TestRunMessage(t *testing.T) {
+	c := testcluster.Shared(t)
+	ns := c.Namespace(t)
+	c.AddNodes(t, "amd64")
+	bin := t.TempDir()
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(sh, filepath.Join(bin, "sh")); err != nil {
+		t.Fatal(err)
+	}
+	testjobs.Start(t.Context(), t, c.Kubernetes(), testjobs.Options{Namespace: ns, BinDir: bin, PodDone: func(j *batchv1.Job, pod *corev1.Pod) {
+		if j.Labels[fanout.LabelName] == "gone" {
+			zero := int64(0)
+			if err := c.Kubernetes().CoreV1().Pods(ns).Delete(t.Context(), pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+				t.Error(err)
+			}
+		}
+	}})
+	write := []string{"sh", "-c", `printf '%s' "$1" >"$0"`, fanout.TerminationLog, "built sha256:1"}
+	objs := fanout.Render(spec(ns), []fanout.Task{
+		{Name: "said", Version: "1", Arch: "amd64", Args: write},
+		{Name: "gone", Version: "1", Arch: "amd64", Args: write},
+	})
+	r := &fanout.Runner{Kube: client(t, c), Timeout: time.Minute}
+	res, err := r.Run(t.Context(), objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res[objs.Jobs[0].Name]; !got.Succeeded || got.Err != nil || got.Message != "built sha256:1" {
+		t.Errorf("%s: %+v, want succeeded with the message %q", objs.Jobs[0].Name, got, "built sha256:1")
+	}
+	got := res[objs.Jobs[1].Name]
+	if !got.Succeeded || got.Message != "" || got.Err == nil || !strings.Contains(got.Err.Error(), "succeeded, but none of its 0 pods is a succeeded pod of it") {
+		t.Errorf("%s: %+v, want succeeded with an error saying it has no pod", objs.Jobs[1].Name, got)
 	}
 	checkNothingLeft(t, c, ns)
 }

@@ -2,9 +2,11 @@ package publish
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -27,6 +29,58 @@ import (
 // name:version on separate machines never write one tag.
 func StagingRef(staging target.Reference, r catalog.Release) target.Reference {
 	return staging.Join(r.Arch).Join(r.Name).WithReference(r.Version)
+}
+
+// MaxStagedMessage bounds the message StagedDigest reads: the kubelet keeps
+// no more than the last 4096 bytes of a container's termination message
+// file.
+const MaxStagedMessage = 4096
+
+// StagedDigest reads where a build of release r alone says it staged r:
+// msg is what "build --termination-log" wrote, a JSON line (a record with
+// reference and digest only) per image built, which the pipeline's Jobs
+// pass on as their termination message. It is the Job's word, not
+// trusted: at most MaxStagedMessage bytes of JSON lines, one of which is
+// r's name and version with a valid digest, in r's staging repository
+// (StagingRef). It returns that repository at that digest, so that what
+// is read is what the build pushed, whatever the tag names by then.
+func StagedDigest(msg string, staging target.Reference, r catalog.Release) (target.Reference, error) {
+	want := StagingRef(staging, r)
+	if len(msg) > MaxStagedMessage {
+		return target.Reference{}, fmt.Errorf("the message is %d bytes: expected at most %d, which the kubelet keeps", len(msg), MaxStagedMessage)
+	}
+	var found *pipeline.Record
+	for i, line := range strings.Split(msg, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var rec pipeline.Record
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			return target.Reference{}, fmt.Errorf("line %d is not a JSON record (%v): %s", i+1, err, pipeline.Quote(line))
+		}
+		if rec.Name != r.Name || rec.Version != r.Version {
+			continue
+		}
+		if found != nil {
+			return target.Reference{}, fmt.Errorf("two records of %s: expected one", pipeline.Show(r.Key()))
+		}
+		found = &rec
+	}
+	if found == nil {
+		return target.Reference{}, fmt.Errorf("no record of %s in %s: expected a JSON line with its name, version, reference and digest", pipeline.Show(r.Key()), pipeline.Quote(msg))
+	}
+	if err := pipeline.ValidateDigest(found.Digest); err != nil {
+		return target.Reference{}, err
+	}
+	got, err := target.Parse(found.Reference)
+	if err != nil {
+		return target.Reference{}, err
+	}
+	if got.Kind != target.KindRegistry || got.Registry != want.Registry || got.Repository != want.Repository ||
+		(got.Reference != want.Reference && got.Reference != found.Digest) {
+		return target.Reference{}, fmt.Errorf("the record names %s: expected %s, the staging repository of %s %s", pipeline.Quote(found.Reference), want, pipeline.Show(r.Key()), r.Arch)
+	}
+	return want.WithReference(found.Digest), nil
 }
 
 // Created is the creation time a build of every architecture of g at once
@@ -64,10 +118,10 @@ type Staged struct {
 	Image containerdisk.Image
 }
 
-// ReadStaged reads the image tagged tag in src, a staging repository. A
-// missing tag is errdef.ErrNotFound.
-func ReadStaged(ctx context.Context, src oras.ReadOnlyTarget, tag string) (containerdisk.Image, error) {
-	desc, err := src.Resolve(ctx, tag)
+// ReadStaged reads the image that reference, a tag or a digest, names in
+// src, a staging repository. A missing one is errdef.ErrNotFound.
+func ReadStaged(ctx context.Context, src oras.ReadOnlyTarget, reference string) (containerdisk.Image, error) {
+	desc, err := src.Resolve(ctx, reference)
 	if err != nil {
 		return containerdisk.Image{}, err
 	}

@@ -46,8 +46,9 @@ type buildOptions struct {
 	arches      []string
 	keepArch    map[string]bool
 
-	customizeFile string
-	spec          *customize.Spec
+	customizeFile  string
+	spec           *customize.Spec
+	terminationLog string
 
 	target string
 }
@@ -154,6 +155,7 @@ already is refused.`,
 	fs.StringVar(&opts.cacheDir, "cache-dir", option.DefaultCacheDir(), "directory keeping catalog downloads by checksum, so that a second build of a release downloads nothing")
 	fs.StringArrayVar(&opts.arches, "arch", nil, "with --focus or stdin: build only these architectures (amd64, arm64, s390x); repeatable or comma-separated")
 	fs.IntVar(&opts.workers, "workers", 2, "catalog entries (name:version) built at once; the architectures of each are downloaded in parallel")
+	fs.StringVar(&opts.terminationLog, "termination-log", "", "also write a JSON line per image built, its reference and digest only, to this file: a container's terminationMessagePath, from which 'pipeline' reads what its Jobs pushed")
 	fs.StringVar(&opts.customizeFile, "customize", "", "YAML file of a customize spec (the keys of a catalog entry's customize: block), applied to a copy of every disk before it is packed")
 	opts.Remote.ApplyFlags(fs)
 	opts.Output.ApplyFlags(fs)
@@ -244,7 +246,37 @@ func runBuild(cmd *cobra.Command, streams cli.Streams, opts *buildOptions) error
 	}
 	status.Printf("Built %s", ref)
 	warnDockerInLayout(status, ref, res.Root)
-	return printResult(streams.Out, opts, ref, res)
+	rec := resultRecord(target.AbsLayoutPath(ref), res, opts.version, opts.tags)
+	if err := writeTerminationLog(opts.terminationLog, []pipeline.Record{rec}); err != nil {
+		return err
+	}
+	return printResult(streams.Out, opts, ref, res, rec)
+}
+
+// writeTerminationLog writes a JSON line per image built to path, when
+// set: its record cut to what says where the image is (name, version,
+// reference, digest), short enough for the 4096 bytes the kubelet keeps
+// of a container's terminationMessagePath. That is how a Job tells
+// 'pipeline' the digest it pushed.
+func writeTerminationLog(path string, recs []pipeline.Record) error {
+	if path == "" {
+		return nil
+	}
+	var b strings.Builder
+	enc := pipeline.NewEncoder(&b)
+	for _, r := range recs {
+		if r.Error != "" {
+			continue
+		}
+		short := pipeline.Record{Name: r.Name, Version: r.Version, Reference: r.Reference, Digest: r.Digest, MediaType: r.MediaType, Size: r.Size}
+		if err := enc.Encode(short); err != nil {
+			return err
+		}
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("--termination-log: %w", err)
+	}
+	return nil
 }
 
 // warnDockerInLayout warns when a Docker image was built into an OCI
@@ -258,12 +290,12 @@ func warnDockerInLayout(status *option.Status, ref target.Reference, root ocispe
 	}
 }
 
-func printResult(w io.Writer, opts *buildOptions, ref target.Reference, res containerdisk.Result) error {
+func printResult(w io.Writer, opts *buildOptions, ref target.Reference, res containerdisk.Result, rec pipeline.Record) error {
 	if !opts.JSON() {
 		_, err := fmt.Fprintf(w, "%s %s\n", ref, res.Root.Digest)
 		return err
 	}
-	return pipeline.NewEncoder(w).Encode(resultRecord(target.AbsLayoutPath(ref), res, opts.version, opts.tags))
+	return pipeline.NewEncoder(w).Encode(rec)
 }
 
 // resultRecord describes a built image for push.

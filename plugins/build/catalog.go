@@ -88,6 +88,13 @@ func runCatalog(ctx context.Context, streams cli.Streams, opts *buildOptions) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	recs := make([]pipeline.Record, len(outcomes))
+	for i, o := range outcomes {
+		recs[i] = o.Record
+	}
+	if err := writeTerminationLog(opts.terminationLog, recs); err != nil {
+		return err
+	}
 	var failed []string
 	enc := pipeline.NewEncoder(streams.Out)
 	for _, o := range outcomes {

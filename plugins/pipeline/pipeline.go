@@ -71,8 +71,10 @@ kubernetes.io/arch=ARCH runs the suite's own build of that one architecture,
 
   ` + BuildCommand + ` --focus NAME:VERSION --arch ARCH --created TIME ... -o json PREFIX/ARCH
 
-which downloads, checks and builds it and pushes it to the staging
-repository PREFIX/ARCH/NAME:VERSION. --image is the container image the Jobs
+which downloads, checks and builds it, pushes it to the staging
+repository PREFIX/ARCH/NAME:VERSION, and writes what it pushed, with its
+digest, to its termination message (--termination-log
+` + fanout.TerminationLog + `). --image is the container image the Jobs
 run: it must have ` + BuildCommand + ` on its PATH (the release archives'
 binaries in any base image will do). The --catalog files go to the Jobs in a
 ConfigMap; everything else a Job needs is on its command line, made from
@@ -86,11 +88,15 @@ With --in-cluster (the current kubectl context, or --kubeconfig, --context,
 what is up to date alone; an architecture already in staging with the
 upstream checksum (from an earlier, partly failed run) is not built again.
 It creates the ConfigMap and the Jobs (strict field validation), waits for
-them (--timeout), and for each entry whose architectures are all staged,
-reads their digests, makes the index exactly as one build of all of them
-makes it, and copies the images and the index to --to/NAME with push's tags,
-the moving ones last. A failed Job fails its entry only; a Job that no node
-of its architecture runs fails its entry at --timeout. The Jobs and the
+them (--timeout), and reads the digest each succeeded Job pushed from its
+pod's termination message (so it lists pods). For each entry whose
+architectures are all staged, it reads the images by those digests, not by
+the staging tags, which another run may have moved since, makes the index
+exactly as one build of all of them makes it, and copies the images and the
+index to --to/NAME with push's tags, the moving ones last. A failed Job
+fails its entry only, and so does a Job that succeeded without a
+termination message naming a digest in its staging repository; a Job that
+no node of its architecture runs fails its entry at --timeout. The Jobs and the
 ConfigMap are deleted at the end, and on Ctrl-C; a finished Job that stays
 (the command was killed) is removed by Kubernetes after --ttl.
 
@@ -300,6 +306,7 @@ func (o *pipelineOptions) task(p *plan, r catalog.Release) fanout.Task {
 		"--compression", o.compression,
 		"--cache-dir", fanout.WorkDir + "/cache",
 		"--temp-dir", fanout.WorkDir,
+		"--termination-log", fanout.TerminationLog,
 	}
 	for _, k := range p.keys {
 		args = append(args, "--catalog", fanout.CatalogDir+"/"+k)

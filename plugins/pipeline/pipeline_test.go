@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +25,7 @@ import (
 	"github.com/containerdisk/kubectl-containerdisk/internal/testupstream"
 	"github.com/containerdisk/kubectl-containerdisk/pkg/fanout"
 	pl "github.com/containerdisk/kubectl-containerdisk/pkg/pipeline"
+	"github.com/containerdisk/kubectl-containerdisk/pkg/target"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/build"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/internal/cli"
 	"github.com/containerdisk/kubectl-containerdisk/plugins/pipeline"
@@ -34,10 +37,46 @@ import (
 func TestMain(m *testing.M) {
 	os.Setenv("OTEL_TRACES_EXPORTER", "none")
 	if filepath.Base(os.Args[0]) == pipeline.BuildCommand {
-		os.Exit(build.Main())
+		code := build.Main()
+		if code == 0 {
+			code = forgeMessage()
+		}
+		os.Exit(code)
 	}
 	os.Unsetenv("SOURCE_DATE_EPOCH")
 	testcluster.Main(m)
+}
+
+// forgeEnv, set to "NAME:VERSION/ARCH=TEXT" in the environment of the
+// build TestMain runs, makes the build of that release write TEXT to its
+// --termination-log after it pushed: a Job whose word is not what it did.
+const forgeEnv = "TEST_FORGE_TERMINATION_MESSAGE"
+
+// forgeMessage overwrites the termination log as forgeEnv says.
+func forgeMessage() int {
+	which, text, ok := strings.Cut(os.Getenv(forgeEnv), "=")
+	if !ok {
+		return 0
+	}
+	var focus, arch, path string
+	for i, a := range os.Args[:len(os.Args)-1] {
+		switch a {
+		case "--focus":
+			focus = os.Args[i+1]
+		case "--arch":
+			arch = os.Args[i+1]
+		case "--termination-log":
+			path = os.Args[i+1]
+		}
+	}
+	if focus+"/"+arch != which {
+		return 0
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
 
 // binDir is a directory holding the suite's build, as a container image
@@ -337,5 +376,94 @@ func TestInClusterNoNode(t *testing.T) {
 	}
 	if left := jobsLeft(t, c, ns); len(left) > 0 {
 		t.Errorf("left behind after Ctrl-C: %v", left)
+	}
+}
+
+// TestInClusterByDigest: the index is assembled from the digests the Jobs
+// report in their pods' termination messages, not from the staging tags.
+// Right after the Job of tiny 1.0 arm64 pushed, and before its Job is
+// complete, another build (another run, say) pushes another image of the
+// same release (uncompressed) to the same staging tag: the index published
+// is still the one of what the Job built, the one a build of both
+// architectures in one process makes. The build of tiny 2.0 arm64
+// succeeds but says something else than what it pushed: that entry alone
+// fails, with an error naming the Job and what was expected.
+func TestInClusterByDigest(t *testing.T) {
+	c := testcluster.Shared(t)
+	ns := c.Namespace(t)
+	c.AddNodes(t, "amd64", "arm64")
+	w := newWorld(t)
+	bin := binDir(t)
+	staging := w.reg.Host + "/staging"
+	var moved atomic.Int32
+	testjobs.Start(t.Context(), t, c.Kubernetes(), testjobs.Options{
+		Namespace: ns, BinDir: bin,
+		Env: []string{forgeEnv + "=tiny:2.0/arm64=not a record"},
+		PodDone: func(j *batchv1.Job, pod *corev1.Pod) {
+			if j.Labels[fanout.LabelVersion] != "1.0" || j.Labels[fanout.LabelArch] != "arm64" || pod.Status.Phase != corev1.PodSucceeded {
+				return
+			}
+			other := exec.Command(filepath.Join(bin, pipeline.BuildCommand), append(w.flags(), "--focus", "tiny:1.0", "--arch", "arm64",
+				"--created", newestDisk, "--compression", "none", "--cache-dir", t.TempDir(), staging+"/arm64")...)
+			if out, err := other.CombinedOutput(); err != nil {
+				t.Errorf("pushing another image to the staging tag: %v\n%s", err, out)
+				return
+			}
+			moved.Add(1)
+		},
+	})
+
+	args := append(w.flags(), "--created", newestDisk, "--in-cluster", "--kubeconfig", c.Kubeconfig(t), "-n", ns, "--focus", "tiny",
+		"--image", "registry.example.com/kubectl-containerdisk:test", "--backoff-limit", "0", "--timeout", "2m",
+		"--staging", staging, "--to", w.reg.Host+"/containerdisks", "-o", "json")
+	code, out, errOut := run(t.Context(), "pipeline", pipeline.NewCommand, args...)
+	if code != cli.ExitFailed {
+		t.Errorf("exit %d, want 1 (one entry failed); stdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	if moved.Load() != 1 {
+		t.Fatalf("the staging tag of tiny 1.0 arm64 was moved %d times, want once", moved.Load())
+	}
+	recs := records(t, out)
+	ok, bad := recs["tiny:1.0"], recs["tiny:2.0"]
+	if ok.Error != "" || ok.Push == nil || ok.Push.Status != "pushed" || len(ok.Images) != 2 {
+		t.Fatalf("tiny:1.0: %+v, want pushed with two images", ok)
+	}
+	code, bout, berr := run(t.Context(), "build", build.NewCommand, append(w.flags(), "--focus", "tiny:1.0", "--cache-dir", t.TempDir(), w.reg.Host+"/one")...)
+	if code != 0 {
+		t.Fatalf("build: exit %d\n%s", code, berr)
+	}
+	if want := w.reg.Host + "/one/tiny:1.0 " + ok.Digest + "\n"; bout != want {
+		t.Errorf("one build of both architectures made\n%s, the Jobs, their staging tag moved, made\n%s", bout, want)
+	}
+	ref, err := target.Parse(staging + "/arm64/tiny:1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := target.OpenSource(t.Context(), ref, target.RemoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged, err := src.Resolve(t.Context(), "1.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, img := range ok.Images {
+		if strings.HasPrefix(img.Platform, "linux/arm64") && img.Digest == tagged.Digest.String() {
+			t.Errorf("the index has %s, which the staging tag names now, not what the Job built", img.Digest)
+		}
+	}
+
+	t.Logf("tiny:2.0: %s", bad.Error)
+	for _, want := range []string{"arm64: Job " + ns + "/containerdisk-tiny-2-0-arm64-", "succeeded, but its termination message does not say what it pushed",
+		`not a JSON record`, `"not a record"`, staging + "/arm64/tiny:2.0"} {
+		if !strings.Contains(bad.Error, want) {
+			t.Errorf("tiny:2.0: error %q\nwant it to say %q", bad.Error, want)
+		}
+	}
+	if bad.Digest != "" || strings.Contains(bad.Error, "amd64") {
+		t.Errorf("tiny:2.0: error %q, digest %q; want a failure of its arm64 Job alone and nothing published", bad.Error, bad.Digest)
+	}
+	if left := jobsLeft(t, c, ns); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }

@@ -120,10 +120,12 @@ func decodePrint(t *testing.T, out string) (*corev1.ConfigMap, []*batchv1.Job) {
 }
 
 // runJob runs a Job's command as a process of its own, its ConfigMap's
-// files and its work directory as local directories.
+// files, its work directory and its termination message file as local
+// ones.
 func runJob(t *testing.T, bin string, cm *corev1.ConfigMap, j *batchv1.Job) {
 	t.Helper()
 	catalogDir, work := t.TempDir(), t.TempDir()
+	message := filepath.Join(t.TempDir(), "termination-log")
 	for k, v := range cm.Data {
 		if err := os.WriteFile(filepath.Join(catalogDir, k), []byte(v), 0o644); err != nil {
 			t.Fatal(err)
@@ -132,6 +134,9 @@ func runJob(t *testing.T, bin string, cm *corev1.ConfigMap, j *batchv1.Job) {
 	command := j.Spec.Template.Spec.Containers[0].Command
 	args := make([]string, len(command)-1)
 	for i, a := range command[1:] {
+		if a == fanout.TerminationLog {
+			a = message
+		}
 		a = strings.Replace(a, fanout.CatalogDir, catalogDir, 1)
 		args[i] = strings.Replace(a, fanout.WorkDir, work, 1)
 	}

@@ -191,6 +191,8 @@ func (e *entry) fail(err error) {
 }
 
 // collect reads the architectures the Jobs built, or says why one was not.
+// Each is read by the digest its Job's termination message gives, not by
+// its staging tag, which another run may have moved since.
 func (e *entry) collect(ctx context.Context, objs fanout.Objects, results map[string]fanout.Result, staging target.Reference, remote target.RemoteOptions) error {
 	var errs []error
 	for _, r := range e.g.Releases {
@@ -198,20 +200,26 @@ func (e *entry) collect(ctx context.Context, objs fanout.Objects, results map[st
 		if !ok {
 			continue
 		}
+		job := objs.Jobs[k].Namespace + "/" + objs.Jobs[k].Name
 		res := results[objs.Jobs[k].Name]
-		if !res.Succeeded {
+		if !res.Succeeded || res.Err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", r.Arch, res.Err))
 			continue
 		}
-		sref := publish.StagingRef(staging, r)
+		sref, err := publish.StagedDigest(res.Message, staging, r)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: Job %s succeeded, but its termination message does not say what it pushed: %w; expected the JSON line of %s --termination-log %s naming %s and the digest pushed there",
+				r.Arch, job, err, BuildCommand, fanout.TerminationLog, publish.StagingRef(staging, r)))
+			continue
+		}
 		s, err := target.OpenSource(ctx, sref, remote)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		img, err := publish.ReadStaged(ctx, s, r.Version)
+		img, err := publish.ReadStaged(ctx, s, sref.Reference)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: Job %s succeeded, but reading %s: %w", r.Arch, objs.Jobs[k].Name, sref, err))
+			errs = append(errs, fmt.Errorf("%s: Job %s succeeded, but reading %s: %w", r.Arch, job, sref, err))
 			continue
 		}
 		e.staged = append(e.staged, publish.Staged{Release: r, Source: s, Image: img})
