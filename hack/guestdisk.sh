@@ -84,15 +84,15 @@ pkgs=(busybox-static apt libapt-pkg6.0 dpkg tar
 	libudev1 libsystemd0 libcap2 libgcrypt20 libgpg-error0 libseccomp2 libselinux1
 	libpcre2-8-0 libmd0 libacl1 libgnutls30 libp11-kit0 libffi8 libidn2-0
 	libunistring2 libtasn1-6 libnettle8 libhogweed6 libgmp10)
-pins=$(apt-cache "${apt_opts[@]}" show --no-all-versions "${pkgs[@]}" 2>/dev/null |
+mapfile -t pins < <(apt-cache "${apt_opts[@]}" show --no-all-versions "${pkgs[@]}" 2>/dev/null |
 	awk '/^Package: /{p=$2} /^Version: /{print p "=" $2}')
-[ "$(echo "$pins" | grep -c .)" = ${#pkgs[@]} ] ||
-	die "no candidate of some of ${pkgs[*]} for $arch (found: $(echo $pins)): run apt-get update first"
+[ ${#pins[@]} = ${#pkgs[@]} ] ||
+	die "no candidate of some of ${pkgs[*]} for $arch (found: ${pins[*]}): run apt-get update first"
 e2fs=$(mkfs.ext4 -V 2>&1 | sed -n 1p)
 
 key=$({
 	echo "$arch"
-	echo "$pins"
+	printf '%s\n' "${pins[@]}"
 	echo "$e2fs"
 	cat "${BASH_SOURCE[0]}" "$here"/lib/debapt.sh
 } | sha256sum | cut -c1-16)
@@ -100,7 +100,7 @@ dir=$cache/$key
 out=$dir/disk-$arch.qcow2
 deb=containerdisk-test_1.0_all.deb
 if [ -s "$out" ] && [ -s "$dir/$deb" ]; then
-	log "cached: $(echo "$pins" | sed -n 1p) and ${#pkgs[@]} others"
+	log "cached: ${pins[0]} and $((${#pins[@]} - 1)) other packages"
 	echo "$out"
 	exit 0
 fi
@@ -111,8 +111,7 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 log "building $out from ${#pkgs[@]} Debian packages"
 mkdir debs
-# shellcheck disable=SC2046 # one pin a word
-(cd debs && apt-get "${apt_opts[@]}" -q -o APT::Sandbox::User="$(id -un)" download $pins >&2)
+(cd debs && apt-get "${apt_opts[@]}" -q -o APT::Sandbox::User="$(id -un)" download "${pins[@]}" >&2)
 dpkg-deb -x debs/busybox-static_*.deb busybox
 
 root=$work/root
@@ -122,8 +121,8 @@ chmod 0700 "$root/root"
 cp busybox/bin/busybox "$root/bin/busybox"
 chmod 0755 "$root/bin/busybox"
 # A fixed list of applets (not `busybox --list`, which cannot run for a
-# foreign architecture): what a shell script and dpkg -i use.
-# tar, dpkg and dpkg-deb are Debian's, below; diff is one dpkg wants in PATH.
+# foreign architecture): what a shell script uses, and diff, which dpkg wants
+# in PATH. tar, dpkg and dpkg-deb are Debian's, below.
 for a in sh ash ls cat echo mkdir rm rmdir cp mv ln chmod chown touch test true false \
 	env id uname sed grep awk gzip gunzip head tail sort cut tr wc sleep mount umount \
 	find xargs printf readlink stat sync hostname date basename dirname diff; do
