@@ -40,8 +40,8 @@ demo: deps build
 ## set: on this project's machines /dev/kvm opens but QEMU aborts under KVM.
 test: deps vet verify test-go release-test
 
-# -timeout: pkg/customize launches the libguestfs appliance ten times under
-# TCG, about 3 minutes on 2 idle cores and more than go test's default 10
+# -timeout: pkg/customize launches the libguestfs appliance 13 times under
+# TCG, about 4 minutes on 2 idle cores and more than go test's default 10
 # minutes on a loaded machine; every call has a time limit of its own.
 test-go:
 	CONTAINERDISK_BOOTDISK=$$(./hack/bootdisk.sh amd64) && \

@@ -8,26 +8,32 @@
 # The disk is an MBR with one ext4 partition (label "root") holding a
 # busybox-static root: /etc/os-release (ID=debian), /etc/passwd, /etc/shadow,
 # /etc/fstab, /etc/machine-id, /bin/sh and the applets a virt-customize
-# --run-command needs, including busybox's dpkg with an empty /var/lib/dpkg.
-# That is enough for libguestfs inspection (it reads the distribution from
-# os-release and the architecture from the ELF header of /bin/ls, so the
-# arm64 disk is aarch64 to it) and for the file operations of virt-customize
-# and virt-sysprep; it cannot boot (there is no kernel) and has no apt, so
-# package install is tested offline with the local package built next to
-# the disk:
+# --run-command needs. That is enough for libguestfs inspection (it reads
+# the distribution from os-release and the architecture from the ELF header
+# of /bin/ls, so the arm64 disk is aarch64 to it) and for the file
+# operations of virt-customize and virt-sysprep; it cannot boot (there is no
+# kernel).
+#
+# For package installs the root also has Debian's apt, dpkg and GNU tar with
+# the libraries they load, unpacked with dpkg-deb -x (no maintainer scripts,
+# an empty /var/lib/dpkg/status, no documentation, locales or gconv
+# modules), an _apt user and an empty /etc/apt/sources.list: a test writes
+# its own source, e.g. a flat repository it serves over loopback, which the
+# appliance's user network reaches at 169.254.2.2. Offline installs use the
+# local package built next to the disk:
 #   <dir>/disk-<arch>.qcow2
 #   <dir>/containerdisk-test_1.0_all.deb   installs
 #                                          /usr/share/containerdisk-test/hello.txt
 # Some files exist so that sysprep has something to remove:
 # /root/.bash_history, /var/log/test.log, a non-empty /etc/machine-id.
 #
-# busybox-static comes from Debian with `apt-get download`; arm64 packages on
+# The packages come from Debian with `apt-get download`; arm64 packages on
 # another host are looked up in a private apt state under the cache, as in
 # hack/bootdisk.sh, so the host's apt configuration is not changed. The build
 # needs no root and no libguestfs appliance (a few seconds). It is cached under
 #   ${GUESTDISK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubectl-containerdisk/guestdisk}/<key>/
-# where <key> covers the architecture, the busybox-static and e2fsprogs
-# versions and this script.
+# where <key> covers the architecture, the versions of the packages and of
+# e2fsprogs, and this script.
 #
 # Tools: apt-get, dpkg-deb, sfdisk (fdisk), mkfs.ext4 (e2fsprogs), qemu-img
 # (qemu-utils).
@@ -70,14 +76,23 @@ fi
 # shellcheck source=hack/lib/debapt.sh
 . "$here/lib/debapt.sh"
 
-pin=$(apt-cache "${apt_opts[@]}" show --no-all-versions busybox-static 2>/dev/null |
+# apt and what it runs: dpkg, which needs GNU tar, and the libraries the
+# three and apt's methods load (ldd of apt-get, dpkg, tar and
+# /usr/lib/apt/methods/{http,store} on bookworm).
+pkgs=(busybox-static apt libapt-pkg6.0 dpkg tar
+	libc6 libgcc-s1 libstdc++6 zlib1g libbz2-1.0 liblzma5 liblz4-1 libzstd1 libxxhash0
+	libudev1 libsystemd0 libcap2 libgcrypt20 libgpg-error0 libseccomp2 libselinux1
+	libpcre2-8-0 libmd0 libacl1 libgnutls30 libp11-kit0 libffi8 libidn2-0
+	libunistring2 libtasn1-6 libnettle8 libhogweed6 libgmp10)
+mapfile -t pins < <(apt-cache "${apt_opts[@]}" show --no-all-versions "${pkgs[@]}" 2>/dev/null |
 	awk '/^Package: /{p=$2} /^Version: /{print p "=" $2}')
-[ -n "$pin" ] || die "no candidate of busybox-static for $arch: run apt-get update first"
+[ ${#pins[@]} = ${#pkgs[@]} ] ||
+	die "no candidate of some of ${pkgs[*]} for $arch (found: ${pins[*]}): run apt-get update first"
 e2fs=$(mkfs.ext4 -V 2>&1 | sed -n 1p)
 
 key=$({
 	echo "$arch"
-	echo "$pin"
+	printf '%s\n' "${pins[@]}"
 	echo "$e2fs"
 	cat "${BASH_SOURCE[0]}" "$here"/lib/debapt.sh
 } | sha256sum | cut -c1-16)
@@ -85,7 +100,7 @@ dir=$cache/$key
 out=$dir/disk-$arch.qcow2
 deb=containerdisk-test_1.0_all.deb
 if [ -s "$out" ] && [ -s "$dir/$deb" ]; then
-	log "cached: $pin"
+	log "cached: ${pins[0]} and $((${#pins[@]} - 1)) other packages"
 	echo "$out"
 	exit 0
 fi
@@ -94,9 +109,10 @@ start=$(date +%s)
 work=$(mktemp -d "${TMPDIR:-/tmp}/guestdisk.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cd "$work"
-log "building $out from $pin"
-apt-get "${apt_opts[@]}" -q -o APT::Sandbox::User="$(id -un)" download "$pin" >&2
-dpkg-deb -x ./busybox-static_*.deb busybox
+log "building $out from ${#pkgs[@]} Debian packages"
+mkdir debs
+(cd debs && apt-get "${apt_opts[@]}" -q -o APT::Sandbox::User="$(id -un)" download "${pins[@]}" >&2)
+dpkg-deb -x debs/busybox-static_*.deb busybox
 
 root=$work/root
 mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,usr/share,etc,root,tmp,var/log,var/tmp,var/cache,var/lib/dpkg/info,var/lib/dpkg/updates,dev,proc,sys,run,home}
@@ -105,13 +121,26 @@ chmod 0700 "$root/root"
 cp busybox/bin/busybox "$root/bin/busybox"
 chmod 0755 "$root/bin/busybox"
 # A fixed list of applets (not `busybox --list`, which cannot run for a
-# foreign architecture): what a shell script and dpkg -i use.
+# foreign architecture): what a shell script uses, and diff, which dpkg wants
+# in PATH. tar, dpkg and dpkg-deb are Debian's, below.
 for a in sh ash ls cat echo mkdir rm rmdir cp mv ln chmod chown touch test true false \
-	env id uname sed grep awk tar gzip gunzip head tail sort cut tr wc sleep mount umount \
-	dpkg dpkg-deb find xargs printf readlink stat sync hostname date basename dirname; do
+	env id uname sed grep awk gzip gunzip head tail sort cut tr wc sleep mount umount \
+	find xargs printf readlink stat sync hostname date basename dirname diff; do
 	ln -s busybox "$root/bin/$a"
 done
 ln -s /bin/busybox "$root/usr/bin/env"
+for d in debs/*.deb; do
+	case "$d" in debs/busybox-static_*) continue ;; esac
+	dpkg-deb -x "$d" "$root"
+done
+rm -rf "$root"/usr/share/{doc,man,info,locale,lintian,bug,bash-completion,gdb,polkit-1} \
+	"$root"/usr/lib/*-linux-gnu/gconv
+# dpkg refuses to run without an ldconfig in PATH; it never calls it (libc-bin's
+# trigger would), and the libraries are in the loader's default paths.
+printf '#!/bin/sh\n# a stand-in: dpkg only checks that ldconfig exists\nexit 0\n' >"$root/sbin/ldconfig"
+chmod 0755 "$root/sbin/ldconfig"
+mkdir -p "$root"/etc/apt/sources.list.d "$root"/var/lib/apt/lists/partial "$root"/var/cache/apt/archives/partial
+echo '# empty: a test writes the source it serves' >"$root/etc/apt/sources.list"
 # Only Debian's ID matters to inspection; the rest makes the guest look like
 # what the tests pretend it is.
 cat >"$root/etc/os-release" <<'EOF'
@@ -125,13 +154,14 @@ EOF
 echo 12.0 >"$root/etc/debian_version"
 cat >"$root/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh
+_apt:x:42:65534::/nonexistent:/bin/false
 nobody:x:65534:65534:nobody:/nonexistent:/bin/false
 EOF
 cat >"$root/etc/group" <<'EOF'
 root:x:0:
 nogroup:x:65534:
 EOF
-printf 'root:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n' >"$root/etc/shadow"
+printf 'root:*:19000:0:99999:7:::\n_apt:*:19000:0:99999:7:::\nnobody:*:19000:0:99999:7:::\n' >"$root/etc/shadow"
 chmod 0640 "$root/etc/shadow"
 echo 'LABEL=root / ext4 defaults 0 1' >"$root/etc/fstab"
 echo guestdisk >"$root/etc/hostname"
@@ -141,7 +171,7 @@ echo 0123456789abcdef0123456789abcdef >"$root/etc/machine-id"
 echo 'echo history' >"$root/root/.bash_history"
 echo 'a log line' >"$root/var/log/test.log"
 
-# A package for offline install tests: busybox's dpkg reads gzip data.
+# A package for install tests.
 mkdir -p pkg/DEBIAN pkg/usr/share/containerdisk-test
 cat >pkg/DEBIAN/control <<'EOF'
 Package: containerdisk-test

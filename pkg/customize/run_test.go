@@ -6,9 +6,14 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -431,4 +436,123 @@ func processesWith(s string) []string {
 		}
 	}
 	return found
+}
+
+// TestRunPackages installs packages with the guest's apt from a flat
+// repository the test serves: one the repository has, checked by a guest
+// command in the same run, and one it has not, which fails the run with
+// apt's own message, the base unchanged and no result left.
+//
+// The repository is on the host's loopback only: the appliance's QEMU user
+// network (libguestfs gives it net=169.254.0.0/16) maps the gateway
+// address 169.254.2.2 to the host's 127.0.0.1. Run installs before the
+// spec's commands, so the source is written by a first run whose result is
+// the base of the other two: three appliance starts, two of them at once.
+func TestRunPackages(t *testing.T) {
+	if runtime.GOARCH != "amd64" {
+		t.Fatalf("this test runs the guest's apt of an amd64 disk; it needs an amd64 host, not %s", runtime.GOARCH)
+	}
+	t.Parallel()
+	deb, err := os.ReadFile(filepath.Join(filepath.Dir(guestDisk(t, "amd64")), testPackage))
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := t.TempDir()
+	if err := os.WriteFile(filepath.Join(repo, testPackage), deb, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The stanza of hack/guestdisk.sh's package, as dpkg-scanpackages
+	// writes it; with [trusted=yes] apt needs no Release file.
+	sum := sha256.Sum256(deb)
+	index := fmt.Sprintf("Package: containerdisk-test\nVersion: 1.0\nArchitecture: all\nFilename: ./%s\nSize: %d\nSHA256: %s\nDescription: installs one file, for the tests of pkg/customize\n",
+		testPackage, len(deb), hex.EncodeToString(sum[:]))
+	if err := os.WriteFile(filepath.Join(repo, "Packages"), []byte(index), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	served := map[string]bool{}
+	files := http.FileServer(http.Dir(repo))
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		served[path.Clean(r.URL.Path)] = true
+		mu.Unlock()
+		files.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	port := srv.Listener.Addr().(*net.TCPAddr).Port
+	source := fmt.Sprintf("deb [trusted=yes] http://169.254.2.2:%d/ ./", port)
+
+	l := &logTo{t: t}
+	sources, err := Run(context.Background(), Request{
+		Base: baseCopy(t, "amd64"), Arch: "amd64", WorkDir: t.TempDir(), Timeout: 10 * time.Minute, Log: l.log,
+		Spec: Spec{Commands: []string{"write /etc/apt/sources.list:" + source}},
+	})
+	if err != nil {
+		t.Fatalf("Run writing the apt source: %v", err)
+	}
+	base := sources.Path
+	before := sha256File(t, base)
+
+	type outcome struct {
+		res  Result
+		err  error
+		work string
+	}
+	run := func(spec Spec) chan outcome {
+		done := make(chan outcome, 1)
+		work := t.TempDir()
+		go func() {
+			res, err := Run(context.Background(), Request{
+				Base: base, Arch: "amd64", WorkDir: work, Timeout: 10 * time.Minute, Log: l.log, Spec: spec,
+			})
+			done <- outcome{res, err, work}
+		}()
+		return done
+	}
+	// Both start at once: they only read base.
+	installed := run(Spec{
+		Packages: []string{"containerdisk-test"},
+		Network:  true,
+		Commands: []string{"run-command grep -qx 'hello from containerdisk-test' /usr/share/containerdisk-test/hello.txt || { echo 'guest check failed: the package is not installed'; exit 1; }"},
+	})
+	missing := run(Spec{Packages: []string{"a-package-that-does-not-exist"}, Network: true})
+
+	t.Run("installs", func(t *testing.T) {
+		o := <-installed
+		if o.err != nil {
+			t.Fatalf("Run: %v", o.err)
+		}
+		logSteps(t, o.res)
+		mu.Lock()
+		defer mu.Unlock()
+		if !served["/"+testPackage] {
+			t.Errorf("the guest's apt did not download /%s from the test's repository; it asked for %v", testPackage, served)
+		}
+	})
+	t.Run("missing package", func(t *testing.T) {
+		o := <-missing
+		var te *ToolError
+		if !errors.As(o.err, &te) {
+			t.Fatalf("Run: %v, want a *ToolError", o.err)
+		}
+		t.Logf("error:\n%v", o.err)
+		for _, s := range []string{
+			"customize: step customize: virt-customize: exit status 1",
+			"E: Unable to locate package a-package-that-does-not-exist",
+			"command exited with an error",
+		} {
+			if !strings.Contains(o.err.Error(), s) {
+				t.Errorf("error does not mention %q", s)
+			}
+		}
+		if after := sha256File(t, base); after != before {
+			t.Errorf("base changed: sha256 %s, was %s", after, before)
+		}
+		if _, err := os.Stat(filepath.Join(o.work, "customized.qcow2")); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("the partial result is left: %v", err)
+		}
+		if procs := processesWith(o.work); len(procs) > 0 {
+			t.Errorf("processes still use %s after Run: %q", o.work, procs)
+		}
+	})
 }
