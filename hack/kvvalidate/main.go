@@ -9,15 +9,29 @@
 // from the FILEs, or from stdin without any, and prints each cause KubeVirt
 // gives for rejecting one as "FIELD: MESSAGE" on stdout, prefixed with
 // "SOURCE: " when there are several VMs. It exits 0 when every VM is
-// accepted, 1 when one is not, and 2 when the input cannot be read.
+// accepted, 1 when one is not, and 2 when the input cannot be read or
+// checked.
 //
-// Each VM goes through virt-api's VM mutating webhook and then its VM
-// validating webhook (mutators.VMsMutator.Mutate, then
-// admitters.VMsAdmitter.Admit, which checks the OpenAPI schema, applies the
-// instancetype and preference, sets the VMI defaults, checks the feature
-// gates, the network and the VM spec), as a create by a user who is not
-// one of KubeVirt's service accounts. The cluster's configuration is
-// KubeVirt's defaults with the given feature gates and default architecture.
+// Each VM goes through what KubeVirt does with a VM that is created to
+// run, in its order, calling KubeVirt's own functions:
+//
+//  1. virt-api's VM mutating webhook (mutators.VMsMutator.Mutate);
+//  2. its VM validating webhook (admitters.VMsAdmitter.Admit: the OpenAPI
+//     schema, the instancetype and preference applied, the VMI defaults,
+//     the feature gates, the network and the VM spec), as a user who is not
+//     one of KubeVirt's service accounts;
+//  3. virt-controller's making of the VMI (watch/vm.SetupVMIFromVM, the
+//     auto-attached devices, the default network interface, the
+//     instancetype and preference applied, the network check), leaving out
+//     what depends on cluster state (changed block tracking, revisions);
+//  4. virt-api's VMI mutating webhook and VMI validating webhook
+//     (admitters.VMICreateAdmitter, with the network validator, as virt-api
+//     runs it), as virt-controller's service account. This stage checks
+//     what the VM webhook leaves to the VMI's creation, such as the
+//     settings of each architecture; its causes read "VMI FIELD: MESSAGE".
+//
+// The cluster's configuration is KubeVirt's defaults with the given
+// feature gates and default architecture.
 //
 // A VM that refers to an instancetype or a preference needs --kubeconfig:
 // KubeVirt reads them from the cluster, through any API server that serves
@@ -99,7 +113,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: kvvalidate [flags] [FILE...]\n\nValidates VirtualMachines (YAML or JSON, from the FILEs or stdin) as KubeVirt's admission webhooks do.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return exitValid
+	} else if err != nil {
 		return exitInput
 	}
 
@@ -221,7 +237,8 @@ func clusterConfig(gates, arch string) *virtconfig.ClusterConfig {
 	return config
 }
 
-// admission runs virt-api's VM webhooks.
+// admission runs virt-api's webhooks on VMs and on the VMIs that
+// virt-controller makes of them.
 type admission struct {
 	config *virtconfig.ClusterConfig
 	// client reaches the cluster the instancetypes and preferences are
@@ -298,9 +315,9 @@ func (a *admission) admit(ctx context.Context, raw []byte) ([]metav1.StatusCause
 	if err := json.Unmarshal(raw, &stored); err != nil {
 		return nil, fmt.Errorf("decoding the mutated VirtualMachine: %w", err)
 	}
-	vmi, causes, err := a.newVMI(&stored)
-	if err != nil || len(causes) > 0 {
-		return vmiCauses(causes), err
+	vmi, causes := a.newVMI(&stored)
+	if len(causes) > 0 {
+		return causes, nil
 	}
 	vmiRaw, err := json.Marshal(vmi)
 	if err != nil {
@@ -352,7 +369,7 @@ const controllerServiceAccount = "system:serviceaccount:kubevirt:kubevirt-contro
 // its VM controller makes it (pkg/virt-controller/watch/vm startVMI), with
 // the instancetype and preference applied, or the causes for which it
 // would fail to.
-func (a *admission) newVMI(vm *v1.VirtualMachine) (*v1.VirtualMachineInstance, []metav1.StatusCause, error) {
+func (a *admission) newVMI(vm *v1.VirtualMachine) (*v1.VirtualMachineInstance, []metav1.StatusCause) {
 	vmi := vmwatch.SetupVMIFromVM(vm)
 	var (
 		instancetypeSpec *instancetypev1beta1.VirtualMachineInstancetypeSpec
@@ -360,11 +377,21 @@ func (a *admission) newVMI(vm *v1.VirtualMachine) (*v1.VirtualMachineInstance, [
 		err              error
 	)
 	if a.client != nil {
+		// The VM webhook lets a VM whose instancetype or preference is
+		// missing through; virt-controller then cannot start it.
 		if instancetypeSpec, err = instancetypefind.NewSpecFinder(nil, nil, nil, a.client).Find(vm); err != nil {
-			return nil, nil, fmt.Errorf("finding the instancetype: %w", err)
+			return nil, []metav1.StatusCause{{
+				Type:    metav1.CauseTypeFieldValueNotFound,
+				Field:   "spec.instancetype",
+				Message: "virt-controller cannot start the VM: " + err.Error(),
+			}}
 		}
 		if preferenceSpec, err = preferencefind.NewSpecFinder(nil, nil, nil, a.client).FindPreference(vm); err != nil {
-			return nil, nil, fmt.Errorf("finding the preference: %w", err)
+			return nil, []metav1.StatusCause{{
+				Type:    metav1.CauseTypeFieldValueNotFound,
+				Field:   "spec.preference",
+				Message: "virt-controller cannot start the VM: " + err.Error(),
+			}}
 		}
 	}
 	if vm.Spec.Preference != nil {
@@ -372,28 +399,28 @@ func (a *admission) newVMI(vm *v1.VirtualMachine) (*v1.VirtualMachineInstance, [
 	}
 	vmwatch.AutoAttachInputDevice(vmi)
 	if err := netvmispec.SetDefaultNetworkInterface(a.config, &vmi.Spec); err != nil {
-		return nil, []metav1.StatusCause{{Message: err.Error()}}, nil
+		return nil, vmiCauses([]metav1.StatusCause{{Message: err.Error()}})
 	}
 	if instancetypeSpec != nil || preferenceSpec != nil {
 		conflicts := instancetypeapply.NewVMIApplier().ApplyToVMI(k8sfield.NewPath("spec"), instancetypeSpec, preferenceSpec, &vmi.Spec, &vmi.ObjectMeta)
 		if len(conflicts) > 0 {
-			return nil, []metav1.StatusCause{{
+			return nil, vmiCauses([]metav1.StatusCause{{
 				Type:    metav1.CauseTypeFieldValueInvalid,
 				Field:   conflicts.String(),
 				Message: "VMI conflicts with instancetype spec",
-			}}, nil
+			}})
 		}
 	}
 	if causes := netadmitter.NewValidator(k8sfield.NewPath("spec"), &vmi.Spec, a.config).ValidateCreation(); len(causes) > 0 {
-		return nil, causes, nil
+		return nil, vmiCauses(causes)
 	}
-	return vmi, nil, nil
+	return vmi, nil
 }
 
 // vmiCauses marks causes as the VMI's, whose fields are relative to it.
 func vmiCauses(causes []metav1.StatusCause) []metav1.StatusCause {
 	for i := range causes {
-		causes[i].Field = "VMI " + causes[i].Field
+		causes[i].Field = strings.TrimSpace("VMI " + causes[i].Field)
 	}
 	return causes
 }
