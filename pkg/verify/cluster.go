@@ -36,7 +36,8 @@ type ClusterOptions struct {
 	// includes pulling the image), and each check.
 	StepTimeout time.Duration
 	// Memory is the guest memory when the image names no instancetype,
-	// or the cluster does not have it.
+	// or the cluster does not have it; the memory the image's preference
+	// requires when that is more, as KubeVirt rejects a VM with less.
 	Memory string
 	// KeepOnFailure keeps a VM that failed (not one interrupted by the
 	// caller's context) for inspection: Result.VM names it.
