@@ -31,9 +31,10 @@ demo: deps build
 	@./hack/demo.sh
 
 ## test: every test, the testscripts included, then the release test. The
-## small bootable disk of verify --local, the test kube-apiserver, krew and
-## the peer tools that read the OCI layouts (crane, oras, regctl) are built
-## once and cached by version (hack/bootdisk.sh, hack/kube-apiserver.sh,
+## small bootable disk of verify --local, the test kube-apiserver, KubeVirt's
+## admission validator, krew and the peer tools that read the OCI layouts
+## (crane, oras, regctl) are built once and cached by version
+## (hack/bootdisk.sh, hack/kube-apiserver.sh, hack/kvvalidate.sh,
 ## hack/krew.sh, hack/peers.sh; the first builds take minutes). The guest
 ## disks of the customize tests (hack/guestdisk.sh) take seconds. The
 ## libguestfs appliance runs under TCG unless LIBGUESTFS_BACKEND_SETTINGS is
@@ -49,10 +50,11 @@ test-go:
 	CONTAINERDISK_GUESTDISK=$$(./hack/guestdisk.sh amd64) && \
 	CONTAINERDISK_GUESTDISK_ARM64=$$(./hack/guestdisk.sh arm64) && \
 	KUBEBUILDER_ASSETS=$$(./hack/kube-apiserver.sh) && \
+	CONTAINERDISK_KVVALIDATE=$$(./hack/kvvalidate.sh) && \
 	CONTAINERDISK_PEERS=$$(./hack/peers.sh) && \
 	LIBGUESTFS_BACKEND_SETTINGS=$${LIBGUESTFS_BACKEND_SETTINGS-force_tcg} && \
 	export CONTAINERDISK_BOOTDISK CONTAINERDISK_BOOTDISK_ARM64 CONTAINERDISK_GUESTDISK CONTAINERDISK_GUESTDISK_ARM64 \
-		KUBEBUILDER_ASSETS CONTAINERDISK_PEERS LIBGUESTFS_BACKEND_SETTINGS && \
+		KUBEBUILDER_ASSETS CONTAINERDISK_KVVALIDATE CONTAINERDISK_PEERS LIBGUESTFS_BACKEND_SETTINGS && \
 	$(GO) test -timeout 30m ./...
 
 ## release-test: the release archives are byte-identical when built twice,

@@ -1,7 +1,8 @@
 // Command crdgen writes KubeVirt's VirtualMachine and VirtualMachineInstance
-// CustomResourceDefinitions as YAML to stdout, made by the same functions
-// virt-operator installs them with, for internal/testcluster to load into a
-// test API server:
+// CustomResourceDefinitions, and those of the instancetypes and preferences
+// that verification VMs refer to, as YAML to stdout, made by the same
+// functions virt-operator installs them with, for internal/testcluster to
+// load into a test API server:
 //
 //	cd hack/crdgen && go run . > ../../internal/testcluster/testdata/kubevirt-crds.yaml
 //
@@ -34,6 +35,10 @@ func run() error {
 	for _, newCRD := range []func() (*extv1.CustomResourceDefinition, error){
 		components.NewVirtualMachineCrd,
 		components.NewVirtualMachineInstanceCrd,
+		components.NewVirtualMachineInstancetypeCrd,
+		components.NewVirtualMachineClusterInstancetypeCrd,
+		components.NewVirtualMachinePreferenceCrd,
+		components.NewVirtualMachineClusterPreferenceCrd,
 	} {
 		crd, err := newCRD()
 		if err != nil {

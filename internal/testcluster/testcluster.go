@@ -1,7 +1,7 @@
 // Package testcluster runs a real kube-apiserver (envtest, with etcd) that
-// serves KubeVirt's VirtualMachine and VirtualMachineInstance CRDs, for
-// tests, and a stand-in for virt-controller that moves VMs to Running
-// (see [StartController]).
+// serves KubeVirt's VirtualMachine and VirtualMachineInstance CRDs and those
+// of the instancetypes and preferences, for tests, and a stand-in for
+// virt-controller that moves VMs to Running (see [StartController]).
 //
 // The binaries come from KUBEBUILDER_ASSETS or from the cache directory that
 // hack/kube-apiserver.sh fills:

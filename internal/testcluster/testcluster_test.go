@@ -12,10 +12,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/clientcmd"
 	kubevirtv1 "kubevirt.io/api/core/v1"
+	instancetypev1beta1 "kubevirt.io/api/instancetype/v1beta1"
 	"kubevirt.io/client-go/kubevirt"
 )
 
@@ -95,6 +97,49 @@ func TestCRDsServeVirtualMachines(t *testing.T) {
 	bad.Spec.Template = nil
 	if _, err := vms.Create(ctx, bad, metav1.CreateOptions{}); !apierrors.IsInvalid(err) {
 		t.Errorf("creating a VM without a template: %v, want Invalid", err)
+	}
+}
+
+// The instancetypes and preferences that VMs refer to, cluster-wide and
+// namespaced, are served too: KubeVirt's admission reads them.
+func TestCRDsServeInstancetypes(t *testing.T) {
+	t.Parallel()
+	c := Shared(t)
+	ns := c.Namespace(t)
+	it := c.KubeVirt().InstancetypeV1beta1()
+	ctx := t.Context()
+	name := "instancetype-" + ns // cluster-wide: unique to this test
+	_, err := it.VirtualMachineClusterInstancetypes().Create(ctx, &instancetypev1beta1.VirtualMachineClusterInstancetype{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: instancetypev1beta1.VirtualMachineInstancetypeSpec{
+			CPU:    instancetypev1beta1.CPUInstancetype{Guest: 2},
+			Memory: instancetypev1beta1.MemoryInstancetype{Guest: resource.MustParse("4Gi")},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = it.VirtualMachineClusterInstancetypes().Delete(context.Background(), name, metav1.DeleteOptions{})
+	})
+	got, err := it.VirtualMachineClusterInstancetypes().Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Spec.CPU.Guest != 2 || got.Spec.Memory.Guest.String() != "4Gi" {
+		t.Errorf("read back %+v, want 2 CPUs and 4Gi", got.Spec)
+	}
+	_, err = it.VirtualMachinePreferences(ns).Create(ctx, &instancetypev1beta1.VirtualMachinePreference{
+		ObjectMeta: metav1.ObjectMeta{Name: "fedora"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := it.VirtualMachineClusterPreferences().List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("listing cluster preferences: %v", err)
+	}
+	if _, err := it.VirtualMachineInstancetypes(ns).List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("listing instancetypes: %v", err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -35,7 +36,8 @@ type ClusterOptions struct {
 	// includes pulling the image), and each check.
 	StepTimeout time.Duration
 	// Memory is the guest memory when the image names no instancetype,
-	// or the cluster does not have it.
+	// or the cluster does not have it; the memory the image's preference
+	// requires when that is more, as KubeVirt rejects a VM with less.
 	Memory string
 	// KeepOnFailure keeps a VM that failed (not one interrupted by the
 	// caller's context) for inspection: Result.VM names it.
@@ -295,35 +297,11 @@ func (r *run) verify(ctx context.Context) error {
 	if err := r.checkArch(prepCtx); err != nil {
 		return err
 	}
-	img, err := r.resolveInstancetype(prepCtx)
+	vm, user, key, err := r.newVM(prepCtx)
 	if err != nil {
 		return err
 	}
-	key, authorized, err := NewKey()
-	if err != nil {
-		return err
-	}
-	user := r.img.DefaultUser
-	if user == "" {
-		user = DefaultUser
-	}
-	labels := map[string]string{LabelRun: randomSuffix(10)}
-	for k, v := range r.opts.Labels {
-		labels[k] = v
-	}
-	name := vmName(r.img.Reference, r.arch)
-	vm, err := NewVirtualMachine(VMSpec{
-		Image:     img,
-		Arch:      r.arch,
-		Namespace: r.namespace,
-		Name:      name,
-		UserData:  UserData{User: user, AuthorizedKeys: []string{authorized}}.CloudConfig(),
-		Memory:    r.opts.Memory,
-		Labels:    labels,
-	})
-	if err != nil {
-		return err
-	}
+	name := vm.Name
 
 	r.name = name
 	r.mayExist = true
@@ -374,6 +352,44 @@ func (r *run) verify(ctx context.Context) error {
 	return nil
 }
 
+// newVM returns the VM that verifies r.img on r.arch with the cluster's
+// instancetype and preference (when it has them), the user it logs in as
+// and the key it lets in.
+func (r *run) newVM(ctx context.Context) (*kubevirtv1.VirtualMachine, string, ssh.Signer, error) {
+	img, memory, err := r.resolveInstancetype(ctx)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if img.SecureBoot && !secureBoot(img, r.arch) {
+		r.logf("KubeVirt has no Secure Boot on %s: booting with UEFI without it", r.arch)
+	}
+	key, authorized, err := NewKey()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	user := r.img.DefaultUser
+	if user == "" {
+		user = DefaultUser
+	}
+	labels := map[string]string{LabelRun: randomSuffix(10)}
+	for k, v := range r.opts.Labels {
+		labels[k] = v
+	}
+	vm, err := NewVirtualMachine(VMSpec{
+		Image:     img,
+		Arch:      r.arch,
+		Namespace: r.namespace,
+		Name:      vmName(r.img.Reference, r.arch),
+		UserData:  UserData{User: user, AuthorizedKeys: []string{authorized}}.CloudConfig(),
+		Memory:    memory,
+		Labels:    labels,
+	})
+	if err != nil {
+		return nil, "", nil, err
+	}
+	return vm, user, key, nil
+}
+
 // ctxErr prefers the cause of ctx's end to err, which then only says
 // "context deadline exceeded".
 func ctxErr(ctx context.Context, err error) error {
@@ -420,31 +436,43 @@ func (r *run) checkArch(ctx context.Context) error {
 }
 
 // resolveInstancetype drops the image's instancetype and preference when
-// the cluster does not have them: the VM then gets opts.Memory.
-func (r *run) resolveInstancetype(ctx context.Context) (Image, error) {
+// the cluster does not have them, and returns the guest memory of a VM
+// without an instancetype: opts.Memory, or the memory the preference
+// requires when that is more, as KubeVirt rejects a VM with less.
+func (r *run) resolveInstancetype(ctx context.Context) (Image, string, error) {
 	img := r.img
+	memory := r.opts.Memory
 	it := r.c.kubevirt.InstancetypeV1beta1()
 	if img.Instancetype != "" {
 		_, err := it.VirtualMachineClusterInstancetypes().Get(ctx, img.Instancetype, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			r.logf("the cluster has no VirtualMachineClusterInstancetype %s: using %s of memory", img.Instancetype, r.opts.Memory)
+			r.logf("the cluster has no VirtualMachineClusterInstancetype %s: using %s of memory", img.Instancetype, memory)
 			img.Instancetype = ""
 		case err != nil && !apierrors.IsForbidden(err):
-			return img, fmt.Errorf("looking up VirtualMachineClusterInstancetype %s: %w", img.Instancetype, ctxErr(ctx, err))
+			return img, "", fmt.Errorf("looking up VirtualMachineClusterInstancetype %s: %w", img.Instancetype, ctxErr(ctx, err))
 		}
 	}
 	if img.Preference != "" {
-		_, err := it.VirtualMachineClusterPreferences().Get(ctx, img.Preference, metav1.GetOptions{})
+		pref, err := it.VirtualMachineClusterPreferences().Get(ctx, img.Preference, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
 			r.logf("the cluster has no VirtualMachineClusterPreference %s: going without", img.Preference)
 			img.Preference = ""
 		case err != nil && !apierrors.IsForbidden(err):
-			return img, fmt.Errorf("looking up VirtualMachineClusterPreference %s: %w", img.Preference, ctxErr(ctx, err))
+			return img, "", fmt.Errorf("looking up VirtualMachineClusterPreference %s: %w", img.Preference, ctxErr(ctx, err))
+		case err == nil && img.Instancetype == "":
+			if req := pref.Spec.Requirements; req != nil && req.Memory != nil {
+				// A memory that does not parse is NewVirtualMachine's to refuse.
+				if m, err := resource.ParseQuantity(memory); err == nil && m.Cmp(req.Memory.Guest) < 0 {
+					r.logf("VirtualMachineClusterPreference %s requires %s of memory: using that rather than %s",
+						img.Preference, req.Memory.Guest.String(), memory)
+					memory = req.Memory.Guest.String()
+				}
+			}
 		}
 	}
-	return img, nil
+	return img, memory, nil
 }
 
 // check runs one check within its step timeout and records it.

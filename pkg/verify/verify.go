@@ -25,7 +25,8 @@ type Image struct {
 	Instancetype string `json:"instancetype,omitempty"`
 	Preference   string `json:"preference,omitempty"`
 	// EFI boots the image with UEFI firmware, without Secure Boot unless
-	// SecureBoot is set too.
+	// SecureBoot is set too (and the architecture is not arm64, where
+	// KubeVirt has no Secure Boot).
 	EFI        bool `json:"efi,omitempty"`
 	SecureBoot bool `json:"secureBoot,omitempty"`
 	// GuestAgent says that the image runs qemu-guest-agent, so that a

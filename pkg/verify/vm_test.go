@@ -63,6 +63,13 @@ func TestVMObject(t *testing.T) {
 			firmware: bootloader(true),
 			smm:      true,
 		},
+		{
+			// KubeVirt rejects the VMI of an arm64 VM with Secure Boot.
+			name:     "Secure Boot is UEFI alone on arm64",
+			spec:     VMSpec{Image: with(func(i *Image) { i.EFI, i.SecureBoot = true, true }), Arch: "arm64", Memory: "2Gi"},
+			memory:   "2Gi",
+			firmware: bootloader(false),
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

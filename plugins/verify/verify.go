@@ -120,7 +120,7 @@ Exit status: 0 all passed, 1 some failed, 2 usage error, 130 interrupted.`,
 	fs.IntVar(&opts.workers, "workers", 2, "verifications run at once")
 	fs.DurationVar(&opts.timeout, "timeout", 10*time.Minute, "time limit of each image's verification on one architecture")
 	fs.BoolVar(&opts.keepOnFailure, "keep-on-failure", false, "keep a VM that failed, for debugging, and say how to reach its console")
-	fs.StringVar(&opts.memory, "memory", "1Gi", "guest memory when the image's instancetype is not on the cluster")
+	fs.StringVar(&opts.memory, "memory", "1Gi", "guest memory when the image's instancetype is not on the cluster (at least what its preference requires)")
 	fs.StringVar(&opts.defaultUser, "default-user", "", "user to log in as, for IMAGE arguments (from the catalog metadata for records on stdin)")
 	fs.StringVar(&opts.instancetype, "instancetype", "", "cluster instancetype for IMAGE arguments")
 	fs.StringVar(&opts.preference, "preference", "", "cluster preference for IMAGE arguments")
