@@ -54,6 +54,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	jsonpatch "github.com/evanphx/json-patch"
 	admissionv1 "k8s.io/api/admission/v1"
@@ -139,6 +140,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		// The requests are few per VM but many VMs may come at once: no
 		// client-side rate limit.
 		restConfig.QPS, restConfig.Burst = -1, 0
+		// No request to the API server may hang the tests.
+		restConfig.Timeout = requestTimeout
 		if a.client, err = kubecli.GetKubevirtClientFromRESTConfig(restConfig); err != nil {
 			fmt.Fprintln(stderr, "kvvalidate:", err)
 			return exitInput
@@ -165,6 +168,12 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return status
 }
 
+// maxInput bounds each input: VirtualMachine manifests are kilobytes.
+const maxInput = 16 << 20
+
+// requestTimeout bounds each request to the API server of --kubeconfig.
+const requestTimeout = 30 * time.Second
+
 // document is one VirtualMachine of the input, as JSON.
 type document struct {
 	source string // file name and, after "#", the document's number in it
@@ -187,17 +196,23 @@ func readDocuments(files []string, stdin io.Reader) ([]document, error) {
 			inputs = append(inputs, input{"stdin", stdin})
 			continue
 		}
-		b, err := os.ReadFile(f)
+		file, err := os.Open(f)
 		if err != nil {
 			return nil, err
 		}
-		inputs = append(inputs, input{f, bytes.NewReader(b)})
+		defer file.Close()
+		inputs = append(inputs, input{f, file})
 	}
 	var docs []document
 	for _, in := range inputs {
-		r := utilyaml.NewYAMLReader(bufio.NewReader(in.r))
+		// Bounded: one byte more than the limit tells a cut input.
+		lr := &io.LimitedReader{R: in.r, N: maxInput + 1}
+		r := utilyaml.NewYAMLReader(bufio.NewReader(lr))
 		for n := 1; ; n++ {
 			raw, err := r.Read()
+			if lr.N == 0 {
+				return nil, fmt.Errorf("reading %s: more than %d bytes: expected VirtualMachine manifests", in.name, maxInput)
+			}
 			if errors.Is(err, io.EOF) {
 				break
 			}
