@@ -136,6 +136,10 @@ func Generate(rels []catalog.Release, opts Options) ([]Page, error) {
 	return pages, nil
 }
 
+// defaultMemory is the guest memory of the example VM of an image that
+// names no instancetype: what the common preferences require at most.
+const defaultMemory = "2Gi"
+
 // VirtualMachine returns the example VirtualMachine manifest of img as YAML.
 func VirtualMachine(img Image, opts Options) ([]byte, error) {
 	disks := []any{map[string]any{"name": "containerdisk", "disk": map[string]any{"bus": "virtio"}}}
@@ -150,17 +154,22 @@ func VirtualMachine(img Image, opts Options) ([]byte, error) {
 			"cloudInitNoCloud": map[string]any{"userData": img.Metadata.UserData},
 		})
 	}
+	domain := map[string]any{"devices": map[string]any{"disks": disks}}
 	spec := map[string]any{
 		"runStrategy": "Always",
 		"template": map[string]any{
 			"spec": map[string]any{
-				"domain":  map[string]any{"devices": map[string]any{"disks": disks}},
+				"domain":  domain,
 				"volumes": volumes,
 			},
 		},
 	}
 	if img.Metadata.Instancetype != "" {
 		spec["instancetype"] = map[string]any{"name": img.Metadata.Instancetype}
+	} else {
+		// KubeVirt refuses to start a VM that requests no memory; the
+		// instancetype gives it otherwise.
+		domain["memory"] = map[string]any{"guest": defaultMemory}
 	}
 	if img.Metadata.Preference != "" {
 		spec["preference"] = map[string]any{"name": img.Metadata.Preference}

@@ -1,14 +1,8 @@
 package verify
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -19,92 +13,24 @@ import (
 	kubevirtv1 "kubevirt.io/api/core/v1"
 	instancetypev1beta1 "kubevirt.io/api/instancetype/v1beta1"
 
+	"github.com/containerdisk/kubectl-containerdisk/internal/kvvalidate"
 	"github.com/containerdisk/kubectl-containerdisk/internal/testcluster"
 )
-
-// kvvalidateScript builds the binary that runs KubeVirt's own admission
-// webhooks (hack/kvvalidate) and prints its path.
-const kvvalidateScript = "hack/kvvalidate.sh"
-
-// kvvalidate returns the path of hack/kvvalidate's binary: the one
-// $CONTAINERDISK_KVVALIDATE names, else the one hack/kvvalidate.sh builds
-// (or finds in its cache).
-func kvvalidate(t *testing.T) string {
-	t.Helper()
-	if bin := os.Getenv("CONTAINERDISK_KVVALIDATE"); bin != "" {
-		if _, err := os.Stat(bin); err != nil {
-			t.Fatalf("CONTAINERDISK_KVVALIDATE: %v; build it with: export CONTAINERDISK_KVVALIDATE=$(%s)", err, kvvalidateScript)
-		}
-		return bin
-	}
-	t.Logf("CONTAINERDISK_KVVALIDATE is not set: running %s (it builds the validator the first time, in about 3 minutes)", kvvalidateScript)
-	cmd := exec.Command(filepath.Join("..", "..", kvvalidateScript))
-	// The script runs the go command, which a test run may have been
-	// started by without its directory in PATH.
-	cmd.Env = append(os.Environ(), "PATH="+filepath.Join(runtime.GOROOT(), "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s\nbuild the validator with: export CONTAINERDISK_KVVALIDATE=$(%s)", kvvalidateScript, err, &stderr, kvvalidateScript)
-	}
-	return strings.TrimSpace(string(out))
-}
 
 // admission runs KubeVirt's admission on each VM (reading instancetypes
 // and preferences through kubeconfig, when given) and returns the causes
 // it gives for rejecting each, by VM name, and its exit status.
 func admission(t *testing.T, bin, kubeconfig string, vms ...*kubevirtv1.VirtualMachine) (map[string][]string, int) {
 	t.Helper()
-	dir := t.TempDir()
-	var args []string
-	if kubeconfig != "" {
-		args = append(args, "--kubeconfig="+kubeconfig)
-	}
-	byFile := map[string]string{}
+	var docs []kvvalidate.Doc
 	for _, vm := range vms {
 		j, err := json.Marshal(vm)
 		if err != nil {
 			t.Fatal(err)
 		}
-		file := filepath.Join(dir, vm.Name+".json")
-		if err := os.WriteFile(file, j, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		byFile[file+"#1"] = vm.Name
-		args = append(args, file)
+		docs = append(docs, kvvalidate.Doc{Name: vm.Name, Data: j})
 	}
-	cmd := exec.Command(bin, args...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if err != nil && !errors.As(err, &exit) {
-		t.Fatalf("running %s: %v", bin, err)
-	}
-	code := cmd.ProcessState.ExitCode()
-	if code != 0 && code != 1 {
-		t.Fatalf("%s exited %d: the VMs could not be checked:\n%s", bin, code, &stderr)
-	}
-	causes := map[string][]string{}
-	for _, line := range strings.Split(strings.TrimSpace(stdout.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		name := vms[0].Name
-		if len(vms) > 1 {
-			source, cause, ok := strings.Cut(line, ": ")
-			if !ok || byFile[source] == "" {
-				t.Fatalf("%s printed %q, want SOURCE: FIELD: MESSAGE", bin, line)
-			}
-			name, line = byFile[source], cause
-		}
-		causes[name] = append(causes[name], line)
-	}
-	if code == 1 && len(causes) == 0 {
-		t.Fatalf("%s exited 1 without a cause:\n%s", bin, &stderr)
-	}
-	return causes, code
+	return kvvalidate.Check(t, bin, kubeconfig, docs...)
 }
 
 // Instancetypes and preferences modelled on KubeVirt's
@@ -187,7 +113,7 @@ func addInstancetypes(t *testing.T, tc *testcluster.Cluster) {
 // feature gate.
 func TestVMsPassKubeVirtAdmission(t *testing.T) {
 	t.Parallel()
-	bin := kvvalidate(t)
+	bin := kvvalidate.Binary(t)
 	tc := testcluster.Start(t)
 	addInstancetypes(t, tc)
 	// Verify looks up the instancetype and preference of each VM: many
@@ -275,7 +201,7 @@ func TestVMsPassKubeVirtAdmission(t *testing.T) {
 // whose VMI its VMI webhook would refuse.
 func TestKubeVirtAdmissionRejects(t *testing.T) {
 	t.Parallel()
-	bin := kvvalidate(t)
+	bin := kvvalidate.Binary(t)
 	newVM := func(name, arch string) *kubevirtv1.VirtualMachine {
 		vm, err := NewVirtualMachine(VMSpec{
 			Image: Image{Reference: "quay.io/containerdisks/fedora:42"}, Arch: arch,
