@@ -61,6 +61,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	k8sfield "k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -285,16 +286,7 @@ func (a *admission) admit(ctx context.Context, raw []byte) ([]metav1.StatusCause
 		namespace = metav1.NamespaceDefault
 	}
 	review := func(object []byte, user string) *admissionv1.AdmissionReview {
-		return &admissionv1.AdmissionReview{Request: &admissionv1.AdmissionRequest{
-			UID:       types.UID("kvvalidate"),
-			Kind:      metav1.GroupVersionKind(v1.VirtualMachineGroupVersionKind),
-			Resource:  metav1.GroupVersionResource{Group: v1.GroupVersion.Group, Version: v1.GroupVersion.Version, Resource: "virtualmachines"},
-			Name:      vm.Name,
-			Namespace: namespace,
-			Operation: admissionv1.Create,
-			UserInfo:  authenticationv1.UserInfo{Username: user},
-			Object:    runtime.RawExtension{Raw: object},
-		}}
+		return createReview(v1.VirtualMachineGroupVersionKind, "virtualmachines", vm.Name, namespace, user, object)
 	}
 
 	// virt-api's mutating webhook runs first; the validating one sees
@@ -339,16 +331,7 @@ func (a *admission) admit(ctx context.Context, raw []byte) ([]metav1.StatusCause
 		return nil, err
 	}
 	vmiReview := func(object []byte) *admissionv1.AdmissionReview {
-		return &admissionv1.AdmissionReview{Request: &admissionv1.AdmissionRequest{
-			UID:       types.UID("kvvalidate-vmi"),
-			Kind:      metav1.GroupVersionKind(v1.VirtualMachineInstanceGroupVersionKind),
-			Resource:  metav1.GroupVersionResource{Group: v1.GroupVersion.Group, Version: v1.GroupVersion.Version, Resource: "virtualmachineinstances"},
-			Name:      vmi.Name,
-			Namespace: namespace,
-			Operation: admissionv1.Create,
-			UserInfo:  authenticationv1.UserInfo{Username: controllerServiceAccount},
-			Object:    runtime.RawExtension{Raw: object},
-		}}
+		return createReview(v1.VirtualMachineInstanceGroupVersionKind, "virtualmachineinstances", vmi.Name, namespace, controllerServiceAccount, object)
 	}
 	presets, _ := testutils.NewFakeInformerFor(&v1.VirtualMachineInstancePreset{})
 	vmiMutator := &mutators.VMIsMutator{
@@ -375,6 +358,21 @@ func (a *admission) admit(ctx context.Context, raw []byte) ([]metav1.StatusCause
 		},
 	}
 	return vmiCauses(rejected(vmiAdmitter.Admit(ctx, vmiReview(vmiRaw)))), nil
+}
+
+// createReview is the admission review of the creation of object, of kind
+// gvk (resource, in KubeVirt's API group), by user.
+func createReview(gvk schema.GroupVersionKind, resource, name, namespace, user string, object []byte) *admissionv1.AdmissionReview {
+	return &admissionv1.AdmissionReview{Request: &admissionv1.AdmissionRequest{
+		UID:       types.UID("kvvalidate-" + resource),
+		Kind:      metav1.GroupVersionKind(gvk),
+		Resource:  metav1.GroupVersionResource{Group: gvk.Group, Version: gvk.Version, Resource: resource},
+		Name:      name,
+		Namespace: namespace,
+		Operation: admissionv1.Create,
+		UserInfo:  authenticationv1.UserInfo{Username: user},
+		Object:    runtime.RawExtension{Raw: object},
+	}}
 }
 
 // controllerServiceAccount is the user virt-controller creates VMIs as.

@@ -32,6 +32,20 @@ type HostFile struct {
 // HostFiles lists the host files the spec's commands read, in order.
 func (s Spec) HostFiles() []HostFile {
 	var out []HostFile
+	for _, h := range s.hostFiles() {
+		out = append(out, h.HostFile)
+	}
+	return out
+}
+
+// hostFile is a HostFile and whether its command goes on over more lines.
+type hostFile struct {
+	HostFile
+	continued bool
+}
+
+func (s Spec) hostFiles() []hostFile {
+	var out []hostFile
 	for _, f := range []struct {
 		name  string
 		lines []string
@@ -39,7 +53,7 @@ func (s Spec) HostFiles() []HostFile {
 		for _, c := range commandLines(f.lines) {
 			verb := strings.TrimPrefix(c.verb, "--")
 			if p, ok := hostPath(verb, c.arg); ok {
-				out = append(out, HostFile{Field: fmt.Sprintf("%s[%d]", f.name, c.index), Command: verb, Path: p})
+				out = append(out, hostFile{HostFile{Field: fmt.Sprintf("%s[%d]", f.name, c.index), Command: verb, Path: p}, c.continues})
 			}
 		}
 	}
@@ -88,21 +102,10 @@ func passwordFile(sel string) (string, bool) {
 // the host's keys or password files into an image that gets published.
 func checkHostFiles(s Spec) []error {
 	var errs []error
-	continued := map[string]bool{}
-	for _, f := range []struct {
-		name  string
-		lines []string
-	}{{"commands", s.Commands}, {"postCommands", s.PostCommands}} {
-		for _, c := range commandLines(f.lines) {
-			if c.continues {
-				continued[fmt.Sprintf("%s[%d]", f.name, c.index)] = true
-			}
-		}
-	}
-	for _, h := range s.HostFiles() {
+	for _, h := range s.hostFiles() {
 		msg := ""
 		switch {
-		case continued[h.Field]:
+		case h.continued:
 			msg = "reads a host file, so it must fit on one line: a continued line would hide part of its path"
 		case strings.TrimSpace(h.Path) == "":
 			msg = "names no host file"
